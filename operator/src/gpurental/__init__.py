@@ -1,0 +1,1 @@
+"""gpu-rental-operator: GPU rentals as Kubernetes pods, metered to the second."""
