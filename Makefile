@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo bench clean
+.PHONY: venv tools test lint demo bench clean
 
 venv: $(STAMP)
 
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,dev]'
 	touch $@
 
-test: $(STAMP)
+# helm, kubectl, promtool, prometheus, lupa: see scripts/install-tools.sh
+tools: $(STAMP)
+	VENV=$(VENV) scripts/install-tools.sh
+
+test: $(STAMP) tools
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
