@@ -1,0 +1,77 @@
+"""The one list of metric families the operator exports at /metrics.
+
+The dashboard, the alert rules and (later) the operator's metrics module are all checked against
+this list, so a renamed metric breaks a test instead of a panel. Names and label sets of the
+contract's metrics are fixed by ../shared/CONTRACT.md; the operator-health ones are ours.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Metric(NamedTuple):
+    type: str  # gauge | counter | histogram
+    labels: tuple[str, ...]
+    help: str
+
+
+EXPORTED_METRICS: dict[str, Metric] = {
+    # The contract's metrics: what users scrape.
+    "gpurental_active_rentals": Metric(
+        "gauge", ("namespace", "offer"), "Rentals in phase Running."
+    ),
+    "gpurental_rentals": Metric("gauge", ("namespace", "phase"), "Rentals by phase."),
+    "gpurental_hourly_burn_dollars": Metric(
+        "gauge", ("namespace", "offer"), "Sum of ratePerHour of Running rentals, USD."
+    ),
+    "gpurental_charged_cents_total": Metric(
+        "counter", ("namespace", "offer"), "Cents charged since the operator started."
+    ),
+    "gpurental_wallet_remaining_cents": Metric(
+        "gauge", ("namespace", "wallet"), "Wallet budget left, cents."
+    ),
+    "gpurental_wallet_burn_cents_per_hour": Metric(
+        "gauge", ("namespace", "wallet"), "Current burn of a wallet's running rentals."
+    ),
+    "gpurental_wallet_seconds_to_exhaustion": Metric(
+        "gauge", ("namespace", "wallet"), "Seconds until the wallet reaches $0 at the current burn."
+    ),
+    "gpurental_provisioning_failures_total": Metric(
+        "counter", ("namespace", "offer", "reason"), "Rentals that failed to provision."
+    ),
+    "gpurental_transitions_total": Metric(
+        "counter", ("namespace", "from_phase", "to_phase"), "Phase transitions of rentals."
+    ),
+    # The operator's own health.
+    "gpurental_reconcile_duration_seconds": Metric(
+        "histogram", ("result",), "Time to reconcile one rental."
+    ),
+    "gpurental_reconcile_errors_total": Metric("counter", (), "Reconciles that raised."),
+    "gpurental_api_errors_total": Metric(
+        "counter", ("verb", "code"), "Kubernetes API calls that failed."
+    ),
+    "gpurental_stop_latency_seconds": Metric(
+        "histogram", ("action",), "From a stop or pause request to the pod's deletion call."
+    ),
+}
+
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def series_names() -> dict[str, str]:
+    """Every series name a query may reference, mapped to its metric family."""
+    names: dict[str, str] = {}
+    for family, metric in EXPORTED_METRICS.items():
+        if metric.type == "histogram":
+            names.update({family + suffix: family for suffix in HISTOGRAM_SUFFIXES})
+        else:
+            names[family] = family
+    return names
+
+
+def labels_of(series: str) -> tuple[str, ...]:
+    """The labels a series carries (a histogram's buckets add `le`)."""
+    family = series_names()[series]
+    labels = EXPORTED_METRICS[family].labels
+    return (*labels, "le") if series.endswith("_bucket") else labels
