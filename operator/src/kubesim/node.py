@@ -424,7 +424,10 @@ class Informer:
 
     async def _relist(self) -> None:
         items, self._rv = await self._list_all()
-        old_cache, self.cache = self.cache, {object_key(o): o for o in items}
+        old_cache = dict(self.cache)
+        # Mutated in place: the scheduler and kubelet hold references to this dict.
+        self.cache.clear()
+        self.cache.update((object_key(o), o) for o in items)
         for key, old in old_cache.items():
             if key not in self.cache:
                 self._emit("DELETED", old, old)
