@@ -1,0 +1,31 @@
+"""Watching GpuOffers and Wallets: a change re-reconciles every rental that uses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from gpurental.models import GROUP, VERSION
+
+
+@kopf.index(GROUP, VERSION, "gpuoffers")
+def cache_offer(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.controller.offer_seen(dict(body))
+
+
+@kopf.on.event(GROUP, VERSION, "gpuoffers")
+def offer_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    keys = memo.controller.offer_seen(dict(body), deleted=event["type"] == "DELETED")
+    memo.controller.enqueue(*keys)
+
+
+@kopf.index(GROUP, VERSION, "wallets")
+def cache_wallet(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.controller.wallet_seen(dict(body))
+
+
+@kopf.on.event(GROUP, VERSION, "wallets")
+def wallet_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    keys = memo.controller.wallet_seen(dict(body), deleted=event["type"] == "DELETED")
+    memo.controller.enqueue(*keys)

@@ -1,0 +1,33 @@
+"""Watching the pods, volume claims and Secrets the operator owns.
+
+Only objects labelled as managed by this operator are watched (a server-side label selector
+set at startup), so a cluster full of other pods costs the operator nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from gpurental.observed import LABEL_MANAGED_BY, MANAGED_BY
+
+MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+KINDS = {"pods": "Pod", "persistentvolumeclaims": "PersistentVolumeClaim", "secrets": "Secret"}
+
+
+def _register(plural: str, kind: str) -> None:
+    @kopf.index("", "v1", plural, labels=MANAGED, id=f"cache_{plural}")
+    def cache(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        memo.controller.child_seen(kind, dict(body))
+
+    @kopf.on.event("", "v1", plural, labels=MANAGED, id=f"{plural}_event")
+    def changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        deleted = event["type"] == "DELETED"
+        key = memo.controller.child_seen(kind, dict(body), deleted=deleted)
+        if key is not None:
+            memo.controller.enqueue(key)
+
+
+for _plural, _kind in KINDS.items():
+    _register(_plural, _kind)

@@ -1,0 +1,216 @@
+"""The one place that calls the Kubernetes API.
+
+Every call is idempotent from the caller's view: creating what exists and deleting what is gone
+are successes, because a level-based reconciler replays its actions after any crash or stale
+read. The official client is synchronous, so each call runs in this module's thread pool and
+the async reconciler awaits it; nothing here ever blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from gpurental import metrics
+from gpurental.models import GROUP, VERSION
+
+log = logging.getLogger(__name__)
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+
+class Conflict(Exception):
+    """The object changed since it was read (409) or a JSON-patch test failed (422)."""
+
+
+def load_config() -> kubernetes.client.Configuration:
+    """In-cluster config inside a pod, else the kubeconfig (KUBECONFIG honoured)."""
+    config = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=config)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(client_configuration=config)
+    return config
+
+
+class Kube:
+    """Async facade over the synchronous client, with its own bounded thread pool."""
+
+    def __init__(self, config: kubernetes.client.Configuration, threads: int = 16) -> None:
+        # urllib3 keeps one connection per thread in flight; a pool smaller than the thread
+        # count would make threads queue for sockets and show up as stop latency.
+        config.connection_pool_maxsize = threads
+        self.api = kubernetes.client.ApiClient(config)
+        self.core = kubernetes.client.CoreV1Api(self.api)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="k8s")
+
+    async def _run(self, verb: str, fn: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            return await loop.run_in_executor(self._pool, fn)
+        except ApiException as exc:
+            metrics.API_ERRORS.labels(verb=verb, code=str(exc.status)).inc()
+            raise
+        finally:
+            metrics.API_LATENCY.labels(verb=verb).observe(time.monotonic() - started)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.api.close()
+
+    # --- rentals ---------------------------------------------------------------------------
+
+    async def get_rental(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return cast(dict[str, Any], await self._run(
+                "get", lambda: self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "gpurentals", name)))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def patch_status(
+        self, plural: str, namespace: str | None, name: str, status_patch: dict[str, Any],
+        resource_version: str | None,
+    ) -> dict[str, Any]:
+        """Merge-patch status. With a resourceVersion the write is conditional: a stale read
+        raises Conflict instead of overwriting a newer meter."""
+        body: dict[str, Any] = {"status": status_patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+
+        def call() -> Any:
+            if namespace is None:
+                return self.custom.patch_cluster_custom_object_status(
+                    GROUP, VERSION, plural, name, body, _content_type=MERGE_PATCH)
+            return self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, body, _content_type=MERGE_PATCH)
+
+        try:
+            result: dict[str, Any] = await self._run("patch_status", call)
+            return result
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"{plural} {namespace}/{name} changed") from None
+            raise
+
+    async def add_finalizer(self, namespace: str, name: str, finalizer: str,
+                            existing: tuple[str, ...]) -> dict[str, Any] | None:
+        # Appending with JSON patch leaves other controllers' finalizers alone.
+        ops: list[dict[str, Any]]
+        if existing:
+            ops = [{"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}]
+        else:
+            ops = [{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]
+        return await self._json_patch_rental(namespace, name, ops)
+
+    async def remove_finalizer(self, namespace: str, name: str, finalizer: str,
+                               existing: tuple[str, ...]) -> dict[str, Any] | None:
+        if finalizer not in existing:
+            return None
+        index = existing.index(finalizer)
+        # The test op makes the removal exact even if the list changed since it was read.
+        ops = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        return await self._json_patch_rental(namespace, name, ops)
+
+    async def _json_patch_rental(self, namespace: str, name: str,
+                                 ops: list[dict[str, Any]]) -> dict[str, Any] | None:
+        def call() -> Any:
+            return self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "gpurentals", name, ops, _content_type=JSON_PATCH)
+
+        try:
+            result: dict[str, Any] = await self._run("patch", call)
+            return result
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            if exc.status in (409, 422):
+                raise Conflict(f"gpurental {namespace}/{name}: {exc.reason}") from None
+            raise
+
+    # --- children --------------------------------------------------------------------------
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a pod, PVC or Secret; None if it already exists."""
+        kind, namespace = body["kind"], body["metadata"]["namespace"]
+        calls: dict[str, Callable[..., Any]] = {
+            "Pod": self.core.create_namespaced_pod,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+            "Secret": self.core.create_namespaced_secret,
+        }
+        create = calls[kind]
+        try:
+            result = await self._run("create", lambda: create(namespace, body))
+            return cast(dict[str, Any], self.api.sanitize_for_serialization(result))
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+
+    async def apply_secret(self, body: dict[str, Any]) -> None:
+        """Create the SSH-keys Secret, or update its keys in place so the kubelet refreshes
+        the mounted file without restarting the pod."""
+        if await self.create(body) is not None:
+            return
+        meta = body["metadata"]
+        patch = {"metadata": {"annotations": meta["annotations"]},
+                 "stringData": body["stringData"]}
+        await self._run("patch", lambda: self.core.patch_namespaced_secret(
+            meta["name"], meta["namespace"], patch, _content_type=STRATEGIC_MERGE_PATCH))
+
+    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete a pod, PVC or Secret; False if it was already gone."""
+        calls: dict[str, Callable[..., Any]] = {
+            "Pod": self.core.delete_namespaced_pod,
+            "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
+            "Secret": self.core.delete_namespaced_secret,
+        }
+        delete = calls[kind]
+        try:
+            await self._run("delete", lambda: delete(
+                name, namespace, propagation_policy="Background"))
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    async def warning_events(self, namespace: str, names: list[str]) -> list[dict[str, Any]]:
+        """Warning events about the named objects, newest last (for Failed messages)."""
+        found: list[dict[str, Any]] = []
+        for name in names:
+            selector = f"involvedObject.name={name},type=Warning"
+            result = await self._run("list", functools.partial(
+                self.core.list_namespaced_event, namespace, field_selector=selector))
+            for item in self.api.sanitize_for_serialization(result).get("items", []):
+                found.append(item)
+        found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return found
+
+    # --- wallets ---------------------------------------------------------------------------
+
+    async def get_wallet(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return cast(dict[str, Any], await self._run(
+                "get", lambda: self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "wallets", name)))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise

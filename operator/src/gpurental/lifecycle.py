@@ -1,0 +1,452 @@
+"""The rental state machine: desired spec + observed children -> a plan.
+
+Pure and level-based: given the rental as stored, its children as cached and a context (now,
+the offer, the wallet, the money layer's verdict), it returns the status the rental should
+have and the ordered actions that converge the world on it. It never looks at what changed,
+only at what is, so a missed event, a restart or a deleted pod heals on the next pass.
+
+Ordering rule the reconciler relies on: the status (with any running segment closed) is
+written before the actions run, so a crash between "stop billing" and "delete the pod" can
+neither lose nor double a billed second.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from gpurental import billing, builders, meter
+from gpurental.clock import format_ts, parse_ts
+from gpurental.models import (
+    ConditionType,
+    DesiredState,
+    OfferSpec,
+    Phase,
+    RentalSpec,
+    SpecError,
+    get_condition,
+    parse_spec,
+    set_condition,
+)
+from gpurental.observed import FINALIZER, Children, PodView, RentalView
+
+IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+class ActionKind(StrEnum):
+    ADD_FINALIZER = "AddFinalizer"
+    CREATE_PVC = "CreatePvc"
+    APPLY_SECRET = "ApplySecret"
+    CREATE_POD = "CreatePod"
+    DELETE_POD = "DeletePod"
+    DELETE_PVC = "DeletePvc"
+    DELETE_SECRET = "DeleteSecret"
+    SETTLE = "Settle"  # debit the wallet with a deleted rental's final charge, once
+    REMOVE_FINALIZER = "RemoveFinalizer"
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    name: str = ""
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class WalletView:
+    name: str
+    exhausted: bool
+    settled_uids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The money layer's verdict that keeps a rental below its desired state."""
+
+    state: DesiredState  # Paused or Stopped
+    reason: str  # Expired | BudgetExhausted | Idle
+    message: str
+
+
+@dataclass(frozen=True)
+class Context:
+    now: datetime
+    offer: OfferSpec | None
+    offer_error: str | None = None  # the offer exists but its spec is unusable
+    wallet: WalletView | None = None  # None: not named, or named and missing (see spec)
+    provisioning_timeout: int = 600
+    hold: Hold | None = None
+    heartbeat: bool = False  # refresh the meter even if nothing else changed
+    diagnosis: str | None = None  # warning events on the children, fetched on provisioning timeout
+
+
+@dataclass
+class Plan:
+    status: dict[str, Any]
+    actions: list[Action] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+    needs_diagnosis: bool = False  # fetch the children's warning events and plan again
+
+    def kinds(self) -> list[ActionKind]:
+        return [action.kind for action in self.actions]
+
+
+def plan(rental: RentalView, children: Children, ctx: Context) -> Plan:
+    """Decide the rental's status and the actions that converge its children on it."""
+    return _Planner(rental, children, ctx).run()
+
+
+class _Planner:
+    def __init__(self, rental: RentalView, children: Children, ctx: Context) -> None:
+        self.rental = rental
+        self.children = children
+        self.ctx = ctx
+        self.now = format_ts(ctx.now)
+        self.old = rental.status
+        self.status: dict[str, Any] = copy.deepcopy(rental.status)
+        self.plan = Plan(status=self.status)
+        self.phase = Phase(self.old.get("phase") or Phase.PENDING)
+
+    # --- entry -------------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        self.status["observedGeneration"] = self.rental.generation
+        if FINALIZER not in self.rental.finalizers and not self.rental.deleting:
+            self._act(ActionKind.ADD_FINALIZER)
+        if self.rental.deleting:
+            self._delete()
+        else:
+            self._converge()
+        self._finish()
+        return self.plan
+
+    def _converge(self) -> None:
+        if self.phase is Phase.STOPPED:
+            return self._stay_stopped()
+        if self.phase is Phase.FAILED:
+            return self._stay_failed()
+        try:
+            spec = parse_spec(RentalSpec, self.rental.spec)
+        except SpecError as exc:
+            return self._reject("InvalidSpec", str(exc))
+        target, reason, message = spec.state, "UserRequested", "paused by the user"
+        hold = self.ctx.hold
+        if hold and _rank(hold.state) > _rank(target):
+            target, reason, message = hold.state, hold.reason, hold.message
+        if target is DesiredState.STOPPED:
+            return self._stop(reason, message)
+        if target is DesiredState.PAUSED:
+            return self._pause(reason, message)
+        self._clear(ConditionType.PAUSED, "Running", "the rental is not paused")
+        return self._run(spec)
+
+    # --- desired Running -------------------------------------------------------------------
+
+    def _run(self, spec: RentalSpec) -> None:
+        problem = self._admission(spec)
+        pod = self.children.pod
+        if problem is not None:
+            reason, message = problem
+            if pod is None or not pod.running:
+                return self._reject(reason, message)
+        self._accept()
+        offer = self.ctx.offer
+        assert offer is not None or pod is not None
+        self._ensure_volume(spec, offer)
+        self._ensure_keys(spec)
+        if pod is None:
+            return self._create_pod(spec, offer)
+        if pod.deleting or pod.ended:
+            return self._replace_pod(pod)
+        if pod.running:
+            return self._running(pod, spec, offer)
+        return self._provisioning(pod)
+
+    def _admission(self, spec: RentalSpec) -> tuple[str, str] | None:
+        """Why the rental may not start now, if it may not."""
+        ctx = self.ctx
+        if ctx.offer is None:
+            detail = ctx.offer_error or f'GpuOffer "{spec.offer}" not found'
+            return ("OfferNotFound" if ctx.offer_error is None else "InvalidOffer", detail)
+        if ctx.offer.max_gpus is not None and spec.gpus > ctx.offer.max_gpus:
+            return (
+                "TooManyGpus",
+                f"spec.gpus: {spec.gpus} exceeds the offer {spec.offer}'s maxGpus "
+                f"{ctx.offer.max_gpus}",
+            )
+        if spec.wallet and ctx.wallet is None:
+            return ("WalletNotFound", f'Wallet "{spec.wallet}" not found in this namespace')
+        if ctx.wallet is not None and ctx.wallet.exhausted:
+            return ("BudgetExhausted", f'Wallet "{ctx.wallet.name}" has no budget left')
+        return None
+
+    def _ensure_volume(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
+        pvc = self.children.pvc
+        if pvc is None:
+            body = builders.make_pvc(self.rental.namespace, self.rental.name, self.rental.uid, spec)
+            self._act(ActionKind.CREATE_PVC, body["metadata"]["name"], body)
+        self.status["pvcName"] = builders.pvc_name(self.rental.name)
+        if offer is not None and "storageRatePerHour" not in self.status:
+            rate = meter.storage_rate(spec.storage.gib, offer.storage_price_per_gib_hour)
+            if rate is not None:
+                self.status["storageRatePerHour"] = str(rate)
+        if self.status.get("storageRatePerHour") and not self.status.get("storageSince"):
+            self.status["storageSince"] = self.now
+
+    def _ensure_keys(self, spec: RentalSpec) -> None:
+        secret = self.children.secret
+        self.status["secretName"] = builders.secret_name(self.rental.name)
+        if secret is None or secret.keys_digest != builders.keys_digest(spec.ssh_keys):
+            body = builders.make_ssh_secret(
+                self.rental.namespace, self.rental.name, self.rental.uid, spec
+            )
+            self._act(ActionKind.APPLY_SECRET, body["metadata"]["name"], body)
+
+    def _create_pod(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
+        if meter.is_open(self.status):
+            # The pod vanished behind the operator's back while billed: stop the meter now.
+            self._close_segment(None)
+            self._event("Warning", "PodLost", "the rental's pod disappeared; creating a new one")
+        if offer is None:  # only reachable when a running pod exists; see _run
+            return
+        body = builders.make_pod(
+            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer
+        )
+        self._act(ActionKind.CREATE_POD, body["metadata"]["name"], body)
+        self._provisioning_phase()
+
+    def _replace_pod(self, pod: PodView) -> None:
+        if meter.is_open(self.status):
+            self._close_segment(pod.finished_at)
+        if pod.ended and not pod.deleting:
+            self._act(ActionKind.DELETE_POD, pod.name)
+        self._provisioning_phase()
+        self.plan.requeue_after = 1.0
+
+    def _running(self, pod: PodView, spec: RentalSpec, offer: OfferSpec | None) -> None:
+        self.status["podName"] = pod.name
+        if "ratePerHour" not in self.status and offer is not None:
+            rate = billing.rate_per_hour(offer.price_per_gpu_hour, spec.gpus)
+            self.status["ratePerHour"] = str(rate)
+        if not meter.is_open(self.status):
+            started = pod.started_at or self.ctx.now
+            meter.open_segment(self.status, started)
+        self.status.pop("provisioningSince", None)
+        self.status["everRan"] = True
+        self._set_phase(Phase.RUNNING, "Running", f"pod {pod.name} is running")
+        self._condition(ConditionType.READY, True, "Running", f"pod {pod.name} is running")
+
+    def _provisioning(self, pod: PodView) -> None:
+        self.status["podName"] = pod.name
+        self._provisioning_phase()
+        started = parse_ts(self.status["provisioningSince"])
+        timeout = self._provisioning_timeout()
+        waited = (self.ctx.now - started).total_seconds()
+        if waited < timeout:
+            self.plan.requeue_after = max(timeout - waited, 0.5)
+            return
+        if self.ctx.diagnosis is None:
+            self.plan.needs_diagnosis = True
+        self._provisioning_failed(_provisioning_error(pod, self.ctx.diagnosis))
+
+    def _provisioning_timeout(self) -> int:
+        offer = self.ctx.offer
+        if offer is not None and offer.provisioning_timeout:
+            return offer.provisioning_timeout
+        return self.ctx.provisioning_timeout
+
+    def _provisioning_phase(self) -> None:
+        self.status.setdefault("provisioningSince", self.now)
+        self.status["podName"] = builders.pod_name(self.rental.name)
+        message = "waiting for the pod to be scheduled and started"
+        self._set_phase(Phase.PROVISIONING, "Provisioning", message)
+        self._condition(ConditionType.READY, False, "Provisioning", message)
+
+    def _provisioning_failed(self, message: str) -> None:
+        """First provisioning failed: Failed, children removed, nothing billed. A resume that
+        fails returns to Paused instead, keeping the user's data."""
+        self._delete_children(keep_volume=bool(self.status.get("everRan")))
+        if self.status.get("everRan"):
+            self.status.pop("provisioningSince", None)
+            self._set_phase(Phase.PAUSED, "ResumeFailed", message, warning=True)
+            self._condition(ConditionType.READY, False, "ResumeFailed", message)
+            self._condition(ConditionType.PAUSED, True, "ResumeFailed", message)
+            return
+        self._close_all_meters()
+        self.status["refundedCents"] = meter.refund_all(self.status, self.ctx.now)
+        self.status["message"] = message
+        self._set_phase(Phase.FAILED, "ProvisioningFailed", message, warning=True)
+        self._condition(ConditionType.READY, False, "ProvisioningFailed", message)
+
+    # --- desired Paused / Stopped ----------------------------------------------------------
+
+    def _pause(self, reason: str, message: str) -> None:
+        self._close_segment(None)
+        pod = self.children.pod
+        if pod is not None and not pod.deleting:
+            self._act(ActionKind.DELETE_POD, pod.name)
+        self.status.pop("provisioningSince", None)
+        self._set_phase(Phase.PAUSED, "Paused", message)
+        self._condition(ConditionType.PAUSED, True, reason, message)
+        self._condition(ConditionType.READY, False, "Paused", message)
+
+    def _stop(self, reason: str, message: str) -> None:
+        if reason == "UserRequested":
+            message = "stopped by the user"
+        self._close_all_meters()
+        self._delete_children(keep_volume=False)
+        self.status.pop("provisioningSince", None)
+        self.status.setdefault("settledAt", self.now)
+        self._set_phase(Phase.STOPPED, "Stopped", message)
+        self._condition(ConditionType.READY, False, "Stopped", message)
+        self._condition(ConditionType.SETTLED, True, reason, "final charge settled")
+
+    def _stay_stopped(self) -> None:
+        """Stopped is permanent: heal leftovers, refuse to run again."""
+        self._delete_children(keep_volume=False)
+        if self.rental.spec.get("state", "Running") != DesiredState.STOPPED:
+            self._refuse_restart("StoppedIsPermanent", "a stopped rental never runs again; "
+                                 "create a new GpuRental")
+
+    def _stay_failed(self) -> None:
+        self._delete_children(keep_volume=False)
+        if self.rental.spec.get("state", "Running") == DesiredState.RUNNING:
+            self._refuse_restart("FailedIsPermanent", "a failed rental does not retry; "
+                                 "create a new GpuRental")
+
+    def _refuse_restart(self, reason: str, message: str) -> None:
+        current = get_condition(self.status.get("conditions") or [], ConditionType.ACCEPTED)
+        if current is None or current.get("reason") != reason:
+            self._event("Warning", reason, message)
+        self._condition(ConditionType.ACCEPTED, False, reason, message)
+
+    # --- deletion --------------------------------------------------------------------------
+
+    def _delete(self) -> None:
+        """kubectl delete: the same as Stop, then settle into the wallet and let go."""
+        if self.phase not in (Phase.STOPPED, Phase.FAILED):
+            self._close_all_meters()
+            self.status.setdefault("settledAt", self.now)
+        self._delete_children(keep_volume=False)
+        children = self.children
+        if children.pod or children.pvc or children.secret:
+            self.plan.requeue_after = 1.0
+            return
+        wallet = self.ctx.wallet
+        if wallet is not None and self.rental.uid not in wallet.settled_uids:
+            self._act(ActionKind.SETTLE, wallet.name)
+        if FINALIZER in self.rental.finalizers:
+            self._act(ActionKind.REMOVE_FINALIZER)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _delete_children(self, keep_volume: bool) -> None:
+        pod, pvc, secret = self.children.pod, self.children.pvc, self.children.secret
+        if pod is not None and not pod.deleting:
+            self._act(ActionKind.DELETE_POD, pod.name)
+        if keep_volume:
+            return
+        if pvc is not None and not pvc.deleting:
+            self._act(ActionKind.DELETE_PVC, pvc.name)
+        if secret is not None:
+            self._act(ActionKind.DELETE_SECRET, secret.name)
+
+    def _close_segment(self, end: datetime | None) -> None:
+        if meter.is_open(self.status):
+            meter.close_segment(self.status, min(end or self.ctx.now, self.ctx.now))
+
+    def _close_all_meters(self) -> None:
+        self._close_segment(None)
+        meter.close_storage(self.status, self.ctx.now)
+
+    def _reject(self, reason: str, message: str) -> None:
+        """The spec cannot be acted on: say so where the user looks, start nothing."""
+        current = get_condition(self.status.get("conditions") or [], ConditionType.ACCEPTED)
+        if current is None or current.get("reason") != reason:
+            self._event("Warning", reason, message)
+        self._condition(ConditionType.ACCEPTED, False, reason, message)
+        self._condition(ConditionType.READY, False, reason, message)
+        if reason == "BudgetExhausted":
+            self._condition(ConditionType.BUDGET_EXHAUSTED, True, reason, message)
+        if self.phase in (Phase.PENDING, Phase.PROVISIONING):
+            self.status.pop("provisioningSince", None)
+            self._set_phase(Phase.PENDING, reason, message)
+        self.status["message"] = message
+
+    def _accept(self) -> None:
+        self._condition(ConditionType.ACCEPTED, True, "Accepted", "the rental can run")
+        self._clear(ConditionType.BUDGET_EXHAUSTED, "BudgetAvailable", "the wallet has budget")
+
+    def _clear(self, type_: ConditionType, reason: str, message: str) -> None:
+        if get_condition(self.status.get("conditions") or [], type_) is not None:
+            self._condition(type_, False, reason, message)
+
+    def _set_phase(self, phase: Phase, reason: str, message: str, warning: bool = False) -> None:
+        self.status["phase"] = phase.value
+        if phase is not self.phase:
+            self._event("Warning" if warning else "Normal", reason,
+                        f"{self.phase.value} -> {phase.value}: {message}")
+            self.phase = phase
+            self.status["message"] = message
+
+    def _condition(self, type_: ConditionType, value: bool, reason: str, message: str) -> None:
+        self.status["conditions"] = set_condition(
+            self.status.get("conditions") or [], type_.value, value, reason, message, self.now,
+            self.rental.generation,
+        )
+
+    def _act(self, kind: ActionKind, name: str = "", body: dict[str, Any] | None = None) -> None:
+        self.plan.actions.append(Action(kind, name, body))
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        self.plan.events.append(Event(type_, reason, message))
+
+    def _finish(self) -> None:
+        """Refresh the meter at every transition, or when the heartbeat is due."""
+        changed = _without_meter(self.status) != _without_meter(self.old)
+        if changed or self.ctx.heartbeat:
+            meter.refresh(self.status, self.ctx.now, self.rental.spec)
+
+
+_RANK = {DesiredState.RUNNING: 0, DesiredState.PAUSED: 1, DesiredState.STOPPED: 2}
+
+
+def _rank(state: DesiredState) -> int:
+    return _RANK[state]
+
+
+def _without_meter(status: dict[str, Any]) -> dict[str, Any]:
+    # Nulls count as absent: a merge patch stores a null as a missing field.
+    return {
+        k: v for k, v in status.items() if k not in meter.REFRESHED_FIELDS and v is not None
+    }
+
+
+def _provisioning_error(pod: PodView, diagnosis: str | None) -> str:
+    """The scheduler's or kubelet's reason, as the seed's Failed cards show it."""
+    if pod.unschedulable:
+        return f"Unschedulable: {pod.unschedulable}"
+    if pod.waiting_reason in IMAGE_PULL_REASONS:
+        return f"{pod.waiting_reason}: {pod.waiting_message or 'image could not be pulled'}"
+    if diagnosis:
+        return diagnosis
+    if pod.waiting_reason:
+        detail = f": {pod.waiting_message}" if pod.waiting_message else ""
+        return f"{pod.waiting_reason}{detail}"
+    return "the pod did not start in time"
+
+
+def money(cents: int) -> str:
+    return f"${Decimal(cents) / 100:.2f}"

@@ -1,0 +1,151 @@
+"""A rental's meter as it lives in status: segments of running time and of stored volume.
+
+Pure: reads and writes the status dict's billing fields through billing's exact maths. The
+meter is derived from timestamps kept in status (the open segment's start and the seconds of
+closed ones), never from counters in memory, so an operator restart loses nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from gpurental import billing, durations
+from gpurental.clock import format_ts, parse_ts
+
+# Fields that change with the clock alone; a status that differs only in these is not a
+# transition and is written only when the heartbeat is due.
+REFRESHED_FIELDS = frozenset({
+    "secondsBilled", "currentChargeCents", "storageSecondsBilled", "storageChargeCents",
+    "totalChargeCents", "ranFor", "totalCharge", "lastHeartbeatAt", "expiresAt",
+    "remainingSeconds",
+})
+
+
+def _whole_seconds(start: datetime, end: datetime) -> int:
+    # Clock skew between the kubelet and the operator must never bill negative time.
+    return max(int((end - start).total_seconds()), 0)
+
+
+def is_open(status: dict[str, Any]) -> bool:
+    return bool(status.get("runningSince"))
+
+
+def open_segment(status: dict[str, Any], start: datetime) -> None:
+    if not is_open(status):
+        status["runningSince"] = format_ts(start)
+
+
+def close_segment(status: dict[str, Any], end: datetime) -> None:
+    since = status.get("runningSince")
+    if since:
+        status["accruedSeconds"] = int(status.get("accruedSeconds") or 0) + _whole_seconds(
+            parse_ts(since), end
+        )
+    status["runningSince"] = None
+
+
+def close_storage(status: dict[str, Any], end: datetime) -> None:
+    since = status.get("storageSince")
+    if since:
+        status["storageAccruedSeconds"] = int(
+            status.get("storageAccruedSeconds") or 0
+        ) + _whole_seconds(parse_ts(since), end)
+    status["storageSince"] = None
+
+
+def storage_rate(gib: Decimal, price_per_gib_hour: Decimal | None) -> Decimal | None:
+    """USD per hour for the whole volume, or None when the offer does not bill storage."""
+    if not price_per_gib_hour:
+        return None
+    return billing.storage_rate_per_hour(gib, price_per_gib_hour)
+
+
+def seconds_billed(status: dict[str, Any], now: datetime) -> int:
+    accrued = int(status.get("accruedSeconds") or 0)
+    since = status.get("runningSince")
+    return accrued + (_whole_seconds(parse_ts(since), now) if since else 0)
+
+
+def storage_seconds(status: dict[str, Any], now: datetime) -> int:
+    accrued = int(status.get("storageAccruedSeconds") or 0)
+    since = status.get("storageSince")
+    return accrued + (_whole_seconds(parse_ts(since), now) if since else 0)
+
+
+def gpu_cents(status: dict[str, Any], now: datetime) -> int:
+    rate = status.get("ratePerHour")
+    if not rate:
+        return 0
+    return billing.charge_cents(seconds_billed(status, now), Decimal(rate))
+
+
+def storage_cents(status: dict[str, Any], now: datetime) -> int:
+    rate = status.get("storageRatePerHour")
+    if not rate:
+        return 0
+    return billing.charge_cents(storage_seconds(status, now), Decimal(rate))
+
+
+def total_cents(status: dict[str, Any], now: datetime) -> int:
+    return gpu_cents(status, now) + storage_cents(status, now)
+
+
+def billable_cents(status: dict[str, Any], now: datetime) -> int:
+    """What the wallet is charged for this rental: everything accrued, less refunds."""
+    return max(total_cents(status, now) - int(status.get("refundedCents") or 0), 0)
+
+
+def refund_all(status: dict[str, Any], now: datetime) -> int:
+    """Failed provisioning is never billed: refund whatever accrued."""
+    return total_cents(status, now)
+
+
+def prepaid_seconds(spec: dict[str, Any], status: dict[str, Any]) -> int | None:
+    """Prepaid running time: duration x (1 + renewals), or None without a duration."""
+    text = spec.get("duration")
+    if not text:
+        return None
+    try:
+        duration = durations.parse_duration(str(text))
+    except ValueError:
+        return None
+    return duration * (1 + int(status.get("renewals") or 0))
+
+
+def refresh(status: dict[str, Any], now: datetime, spec: dict[str, Any]) -> None:
+    """Write the meter's readings for `now`: what kubectl, the seed's meter API and the
+    wallet read."""
+    seconds = seconds_billed(status, now)
+    gpu = gpu_cents(status, now)
+    storage = storage_cents(status, now)
+    status["secondsBilled"] = seconds
+    status["currentChargeCents"] = gpu
+    if status.get("storageRatePerHour"):
+        status["storageSecondsBilled"] = storage_seconds(status, now)
+        status["storageChargeCents"] = storage
+    status["totalChargeCents"] = gpu + storage
+    status["ranFor"] = durations.format_duration(seconds)
+    status["totalCharge"] = f"${Decimal(gpu + storage) / 100:.2f}"
+    status["lastHeartbeatAt"] = format_ts(now)
+    _refresh_expiry(status, now, spec, seconds)
+
+
+def _refresh_expiry(status: dict[str, Any], now: datetime, spec: dict[str, Any],
+                    seconds: int) -> None:
+    prepaid = prepaid_seconds(spec, status)
+    if prepaid is None:
+        status["expiresAt"] = None
+        status["remainingSeconds"] = None
+        return
+    remaining = max(prepaid - seconds, 0)
+    status["remainingSeconds"] = remaining
+    if is_open(status):
+        status["expiresAt"] = format_ts(billing_moment(now, remaining))
+    else:
+        status["expiresAt"] = None
+
+
+def billing_moment(now: datetime, seconds_ahead: int) -> datetime:
+    return now.replace(microsecond=0) + timedelta(seconds=seconds_ahead)

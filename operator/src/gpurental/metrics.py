@@ -1,0 +1,147 @@
+"""Prometheus metrics: the contract's business gauges and the operator's own health.
+
+Gauges that describe the world (active rentals, burn, wallets) are computed at scrape time from
+the operator's cache by a custom collector, so they can never drift from the rentals' status
+and cost nothing between scrapes. Counters and histograms are updated where things happen.
+Label sets are bounded: namespaces, offers, wallets, phases, verbs and codes; never a rental.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from gpurental.world import World
+
+_FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+CHARGED_CENTS = Counter(
+    "gpurental_charged_cents",
+    "Cents charged since the operator started (the seed's session spend).",
+    ["namespace", "offer"],
+)
+PROVISIONING_FAILURES = Counter(
+    "gpurental_provisioning_failures", "Rentals that failed to provision.",
+    ["namespace", "offer", "reason"],
+)
+TRANSITIONS = Counter(
+    "gpurental_transitions", "Phase transitions of rentals.",
+    ["namespace", "from_phase", "to_phase"],
+)
+RECONCILE_DURATION = Histogram(
+    "gpurental_reconcile_duration_seconds", "Time to reconcile one rental.", ["result"],
+    buckets=_FAST,
+)
+RECONCILE_ERRORS = Counter("gpurental_reconcile_errors", "Reconcile passes that raised.")
+API_ERRORS = Counter(
+    "gpurental_api_errors", "Kubernetes API calls that failed.", ["verb", "code"],
+)
+API_LATENCY = Histogram(
+    "gpurental_api_request_duration_seconds", "Kubernetes API call latency.", ["verb"],
+    buckets=_FAST,
+)
+STOP_LATENCY = Histogram(
+    "gpurental_stop_latency_seconds",
+    "From observing a stop or pause request to issuing the pod's deletion.", ["action"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+
+
+class WorldCollector(Collector):
+    """Business gauges computed from the cache at scrape time."""
+
+    def __init__(self, world: Callable[[], World | None]) -> None:
+        self._world = world
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        world = self._world()
+        active = GaugeMetricFamily(
+            "gpurental_active_rentals", "Rentals in phase Running.", labels=["namespace", "offer"])
+        phases = GaugeMetricFamily(
+            "gpurental_rentals", "Rentals by phase.", labels=["namespace", "phase"])
+        burn = GaugeMetricFamily(
+            "gpurental_hourly_burn_dollars", "Sum of ratePerHour of Running rentals.",
+            labels=["namespace", "offer"])
+        if world is not None:
+            self._rentals(world, active, phases, burn)
+        yield active
+        yield phases
+        yield burn
+        yield from self._wallets(world)
+
+    @staticmethod
+    def _rentals(world: World, active: GaugeMetricFamily, phases: GaugeMetricFamily,
+                 burn: GaugeMetricFamily) -> None:
+        running: dict[tuple[str, str], int] = defaultdict(int)
+        by_phase: dict[tuple[str, str], int] = defaultdict(int)
+        dollars: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        for entry in world.rentals.values():
+            view = entry.view
+            phase = view.status.get("phase") or "Pending"
+            by_phase[(view.namespace, phase)] += 1
+            if phase == "Running":
+                key = (view.namespace, str(view.spec.get("offer", "")))
+                running[key] += 1
+                dollars[key] += Decimal(view.status.get("ratePerHour") or 0)
+        for labels, count in running.items():
+            active.add_metric(list(labels), count)
+            burn.add_metric(list(labels), float(dollars[labels]))
+        for labels, count in by_phase.items():
+            phases.add_metric(list(labels), count)
+
+    @staticmethod
+    def _wallets(world: World | None) -> Iterator[GaugeMetricFamily]:
+        remaining = GaugeMetricFamily(
+            "gpurental_wallet_remaining_cents", "Wallet budget left.",
+            labels=["namespace", "wallet"])
+        burn = GaugeMetricFamily(
+            "gpurental_wallet_burn_cents_per_hour", "Current burn of a wallet's rentals.",
+            labels=["namespace", "wallet"])
+        horizon = GaugeMetricFamily(
+            "gpurental_wallet_seconds_to_exhaustion",
+            "Seconds until the wallet runs out at the current burn.",
+            labels=["namespace", "wallet"])
+        for (namespace, name), body in (world.wallets.items() if world else ()):
+            status = body.get("status") or {}
+            if "remainingCents" not in status:
+                continue
+            labels = [namespace, name]
+            remaining.add_metric(labels, status["remainingCents"])
+            per_hour = int(status.get("burnCentsPerHour") or 0)
+            burn.add_metric(labels, per_hour)
+            if per_hour > 0:
+                horizon.add_metric(labels, status["remainingCents"] * 3600 / per_hour)
+        yield remaining
+        yield burn
+        yield horizon
+
+
+class ChargeTracker:
+    """Feeds gpurental_charged_cents_total from successive meter readings of each rental.
+
+    The first reading of a rental after the operator starts is the baseline, so a restart
+    never counts old charges as new session spend.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def observe(self, rental_uid: str, namespace: str, offer: str, cents: int) -> None:
+        last = self._last.get(rental_uid)
+        self._last[rental_uid] = cents
+        if last is not None and cents > last:
+            CHARGED_CENTS.labels(namespace=namespace, offer=offer).inc(cents - last)
+
+    def forget(self, rental_uid: str) -> None:
+        self._last.pop(rental_uid, None)
+
+
+def register_world(world: Callable[[], World | None]) -> None:
+    REGISTRY.register(WorldCollector(world))

@@ -1,0 +1,150 @@
+"""What the operator sees of the world, reduced to the facts its decisions need.
+
+Pure: turns raw pod / PVC / rental dicts (as the API returns them) into small frozen views.
+Keeping only these facts is what lets one operator cache ten thousand rentals' children.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gpurental.clock import parse_ts
+
+MANAGED_BY = "gpu-rental-operator"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_RENTAL = "gpurental.dev/rental"
+LABEL_RENTAL_UID = "gpurental.dev/rental-uid"
+LABEL_OFFER = "gpurental.dev/offer"
+FINALIZER = "gpurental.dev/settlement"
+WORKLOAD_CONTAINER = "workload"
+
+
+def _ts(value: Any) -> datetime | None:
+    return parse_ts(value) if value else None
+
+
+def controller_uid(obj: dict[str, Any]) -> str | None:
+    """The uid of the object's controlling owner, which ties a child to its rental."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    uid: str
+    phase: str
+    deleting: bool
+    started_at: datetime | None = None  # the workload container's running.startedAt
+    finished_at: datetime | None = None  # its terminated.finishedAt, when the kubelet said so
+    unschedulable: str | None = None  # the scheduler's message
+    waiting_reason: str | None = None  # e.g. ErrImagePull, ContainerCreating
+    waiting_message: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.phase == "Running" and self.started_at is not None and not self.deleting
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @classmethod
+    def from_dict(cls, pod: dict[str, Any]) -> PodView:
+        meta, status = pod.get("metadata", {}), pod.get("status") or {}
+        container = _workload_status(status)
+        state = container.get("state") or {}
+        running = state.get("running") or {}
+        terminated = state.get("terminated") or {}
+        waiting = state.get("waiting") or {}
+        return cls(
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            phase=status.get("phase") or "Pending",
+            deleting=bool(meta.get("deletionTimestamp")),
+            started_at=_ts(running.get("startedAt")),
+            finished_at=_ts(terminated.get("finishedAt")),
+            unschedulable=_unschedulable(status),
+            waiting_reason=waiting.get("reason"),
+            waiting_message=waiting.get("message"),
+        )
+
+
+def _workload_status(status: dict[str, Any]) -> dict[str, Any]:
+    statuses = status.get("containerStatuses") or []
+    for container in statuses:
+        if container.get("name") == WORKLOAD_CONTAINER:
+            return dict(container)
+    return dict(statuses[0]) if statuses else {}
+
+
+def _unschedulable(status: dict[str, Any]) -> str | None:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return str(cond.get("message") or cond.get("reason") or "Unschedulable")
+    return None
+
+
+@dataclass(frozen=True)
+class PvcView:
+    name: str
+    phase: str
+    deleting: bool
+
+    @classmethod
+    def from_dict(cls, pvc: dict[str, Any]) -> PvcView:
+        meta = pvc.get("metadata", {})
+        return cls(
+            name=meta.get("name", ""),
+            phase=(pvc.get("status") or {}).get("phase") or "Pending",
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+
+@dataclass(frozen=True)
+class SecretView:
+    name: str
+    keys_digest: str  # annotation the operator writes, to skip rewriting unchanged keys
+
+
+@dataclass(frozen=True)
+class Children:
+    """A rental's owned objects as currently cached."""
+
+    pod: PodView | None = None
+    pvc: PvcView | None = None
+    secret: SecretView | None = None
+
+
+@dataclass(frozen=True)
+class RentalView:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    deleting: bool
+    finalizers: tuple[str, ...]
+    spec: dict[str, Any]
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> RentalView:
+        meta = body.get("metadata", {})
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 0),
+            deleting=bool(meta.get("deletionTimestamp")),
+            finalizers=tuple(meta.get("finalizers") or ()),
+            spec=dict(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+        )

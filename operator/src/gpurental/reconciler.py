@@ -1,0 +1,337 @@
+"""The controller: a work queue of rentals, and the pass that reconciles one of them.
+
+Owns the I/O around the pure state machine: it builds the context from the cache, asks
+`lifecycle.plan` what to do, writes status first (conditionally on the resourceVersion it read),
+then performs the actions in order and posts the events. One worker per rental at a time (the
+queue guarantees it), many rentals in parallel. Every deadline - provisioning timeout, meter
+heartbeat, expiry - is a delayed re-add of the rental's key, never a task of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from gpurental import lifecycle, meter, metrics, settlement
+from gpurental.clock import Clock, parse_ts
+from gpurental.k8s import Conflict, Kube
+from gpurental.lifecycle import Action, ActionKind, Context, Plan, WalletView
+from gpurental.models import API_VERSION, OfferSpec, Phase, SpecError, parse_spec
+from gpurental.observed import FINALIZER, RentalView
+from gpurental.workqueue import WorkQueue
+from gpurental.world import Key, World
+
+log = logging.getLogger(__name__)
+
+_CHILD_KINDS = {
+    ActionKind.DELETE_POD: "Pod",
+    ActionKind.DELETE_PVC: "PersistentVolumeClaim",
+    ActionKind.DELETE_SECRET: "Secret",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    metering_interval: float = 30.0
+    provisioning_timeout: int = 600
+    workers: int = 32
+
+
+class Controller:
+    def __init__(self, kube: Kube, clock: Clock, settings: Settings) -> None:
+        self.kube = kube
+        self.clock = clock
+        self.settings = settings
+        self.world = World()
+        self.queue: WorkQueue[Key] = WorkQueue(clock.monotonic)
+        self.charges = metrics.ChargeTracker()
+        self._failures: dict[Key, int] = {}
+        self._stop_requested: dict[Key, tuple[float, str]] = {}
+        self.last_progress = clock.monotonic()
+
+    # --- feeding the cache -----------------------------------------------------------------
+
+    def rental_seen(self, body: dict[str, Any]) -> None:
+        """Cache a rental (from kopf's indexing pass, before any reconcile may run)."""
+        key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        before = self.world.rental(key)
+        view = self.world.put_rental(body)
+        if view is not None:
+            self._note_stop_request(before, view)
+
+    def rental_gone(self, body: dict[str, Any]) -> None:
+        key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        view = self.world.rental(key)
+        if view is not None and view.uid == body["metadata"].get("uid"):
+            self.world.drop_rental(key)
+            self.charges.forget(view.uid)
+
+    def child_seen(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
+        """Cache a pod / PVC / Secret; returns its rental's key."""
+        return self.world.put_child(kind, body, deleted=deleted)
+
+    def offer_seen(self, body: dict[str, Any], deleted: bool = False) -> list[Key]:
+        """Cache an offer; returns the rentals that use it."""
+        name = body["metadata"]["name"]
+        if deleted:
+            self.world.offers.pop(name, None)
+        else:
+            self.world.offers[name] = dict(body)
+        return list(self.world.rentals_of_offer(name))
+
+    def wallet_seen(self, body: dict[str, Any], deleted: bool = False) -> list[Key]:
+        """Cache a wallet; returns the rentals it pays for."""
+        key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if deleted:
+            self.world.wallets.pop(key, None)
+        else:
+            self.world.wallets[key] = dict(body)
+        return list(self.world.rentals_of_wallet(key))
+
+    def enqueue(self, *keys: Key) -> None:
+        for key in keys:
+            self.queue.add(key)
+
+    def _note_stop_request(self, before: RentalView | None, view: RentalView) -> None:
+        """Remember when a stop/pause request was first seen, for the stop-latency metric."""
+        state = view.spec.get("state", "Running")
+        previous = before.spec.get("state", "Running") if before else None
+        if state in ("Stopped", "Paused") and previous not in (None, state):
+            self._stop_requested[view.key] = (self.clock.monotonic(), state.lower())
+        elif view.deleting and (before is None or not before.deleting):
+            self._stop_requested[view.key] = (self.clock.monotonic(), "delete")
+
+    # --- workers ---------------------------------------------------------------------------
+
+    async def run_workers(self) -> None:
+        await asyncio.gather(*(self._worker() for _ in range(self.settings.workers)))
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self._reconcile_timed(key)
+            finally:
+                self.queue.done(key)
+                self.last_progress = self.clock.monotonic()
+
+    async def _reconcile_timed(self, key: Key) -> None:
+        started = time.monotonic()
+        result = "ok"
+        try:
+            await self.reconcile(key)
+            self._failures.pop(key, None)
+        except Conflict:
+            result = "conflict"
+            await self._refetch(key)
+            self.queue.add(key)
+        except Exception as exc:
+            result = "error"
+            metrics.RECONCILE_ERRORS.inc()
+            self._retry_later(key, exc)
+        finally:
+            metrics.RECONCILE_DURATION.labels(result=result).observe(time.monotonic() - started)
+
+    def _retry_later(self, key: Key, exc: Exception) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(0.25 * 2 ** min(failures, 8), 30.0)
+        if isinstance(exc, ApiException) and exc.status == 429:
+            retry_after = (exc.headers or {}).get("Retry-After")
+            if retry_after and retry_after.isdigit():
+                delay = max(delay, float(retry_after))
+        log.warning("reconcile of %s/%s failed (%s); retrying in %.1fs", *key, exc, delay,
+                    exc_info=not isinstance(exc, ApiException))
+        self.queue.add(key, delay)
+
+    async def _refetch(self, key: Key) -> None:
+        body = await self.kube.get_rental(*key)
+        if body is None:
+            return
+        self.world.put_rental(body)
+
+    # --- one pass --------------------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> None:
+        view = self.world.rental(key)
+        if view is None:
+            return
+        ctx = self._context(view)
+        children = self.world.children(view.uid)
+        plan = lifecycle.plan(view, children, ctx)
+        if plan.needs_diagnosis:
+            ctx = dataclasses.replace(ctx, diagnosis=await self._diagnose(view))
+            plan = lifecycle.plan(view, children, ctx)
+        await self._execute(view, plan)
+        self._schedule(key, plan)
+
+    def _context(self, view: RentalView) -> Context:
+        now = self.clock.now()
+        offer, offer_error = self._offer(str(view.spec.get("offer", "")))
+        return Context(
+            now=now,
+            offer=offer,
+            offer_error=offer_error,
+            wallet=self._wallet(view),
+            provisioning_timeout=self.settings.provisioning_timeout,
+            heartbeat=self._heartbeat_due(view, now),
+        )
+
+    def _offer(self, name: str) -> tuple[OfferSpec | None, str | None]:
+        body = self.world.offers.get(name)
+        if body is None:
+            return None, None
+        try:
+            return parse_spec(OfferSpec, body.get("spec")), None
+        except SpecError as exc:
+            return None, f'GpuOffer "{name}" is invalid: {exc}'
+
+    def _wallet(self, view: RentalView) -> WalletView | None:
+        name = view.spec.get("wallet")
+        if not name:
+            return None
+        body = self.world.wallets.get((view.namespace, str(name)))
+        if body is None:
+            return None
+        status = body.get("status") or {}
+        settled = frozenset(s.get("rentalUid", "") for s in status.get("settlements") or ())
+        return WalletView(name=str(name), exhausted=bool(status.get("exhausted")),
+                          settled_uids=settled)
+
+    def _heartbeat_due(self, view: RentalView, now: datetime) -> bool:
+        if not meter.is_open(view.status):
+            return False
+        last = view.status.get("lastHeartbeatAt")
+        if not last:
+            return True
+        return (now - parse_ts(last)).total_seconds() >= self.settings.metering_interval - 0.5
+
+    async def _diagnose(self, view: RentalView) -> str:
+        """The newest warning about the rental's pod or volume, for status.message."""
+        children = self.world.children(view.uid)
+        names = [c.name for c in (children.pod, children.pvc) if c is not None]
+        events = await self.kube.warning_events(view.namespace, names)
+        if not events:
+            return ""
+        latest = events[-1]
+        return f"{latest.get('reason', 'Warning')}: {latest.get('message', '')}"
+
+    def _schedule(self, key: Key, plan: Plan) -> None:
+        delays = [plan.requeue_after] if plan.requeue_after is not None else []
+        status = plan.status
+        if meter.is_open(status) and status.get("lastHeartbeatAt"):
+            age = (self.clock.now() - parse_ts(status["lastHeartbeatAt"])).total_seconds()
+            delays.append(self.settings.metering_interval - age)
+        if delays:
+            self.queue.add(key, max(min(delays), 0.0))
+
+    # --- executing a plan ------------------------------------------------------------------
+
+    async def _execute(self, view: RentalView, plan: Plan) -> None:
+        steps: dict[ActionKind, Callable[[RentalView, Action], Awaitable[None]]] = {
+            ActionKind.CREATE_PVC: self._create,
+            ActionKind.CREATE_POD: self._create,
+            ActionKind.APPLY_SECRET: self._apply_secret,
+            ActionKind.DELETE_POD: self._delete,
+            ActionKind.DELETE_PVC: self._delete,
+            ActionKind.DELETE_SECRET: self._delete,
+            ActionKind.SETTLE: self._settle,
+            ActionKind.REMOVE_FINALIZER: self._remove_finalizer,
+        }
+        if ActionKind.ADD_FINALIZER in plan.kinds():
+            view = await self._add_finalizer(view)
+        view = await self._write_status(view, plan)
+        self._post_events(view, plan)
+        for action in plan.actions:
+            if action.kind is not ActionKind.ADD_FINALIZER:
+                await steps[action.kind](view, action)
+
+    async def _add_finalizer(self, view: RentalView) -> RentalView:
+        body = await self.kube.add_finalizer(view.namespace, view.name, FINALIZER,
+                                             view.finalizers)
+        return self._cache(view, body)
+
+    async def _write_status(self, view: RentalView, plan: Plan) -> RentalView:
+        patch = status_patch(view.status, plan.status)
+        if not patch:
+            return view
+        body = await self.kube.patch_status(
+            "gpurentals", view.namespace, view.name, patch,
+            self.world.rental_version(view.key))
+        self._observe_transition(view, plan.status)
+        return self._cache(view, body)
+
+    def _cache(self, view: RentalView, body: dict[str, Any] | None) -> RentalView:
+        if body is None:
+            return view
+        return self.world.put_rental(body) or self.world.rental(view.key) or view
+
+    def _observe_transition(self, view: RentalView, status: dict[str, Any]) -> None:
+        old, new = view.status.get("phase") or "Pending", status.get("phase") or "Pending"
+        offer = str(view.spec.get("offer", ""))
+        if old != new:
+            metrics.TRANSITIONS.labels(namespace=view.namespace, from_phase=old,
+                                       to_phase=new).inc()
+            if new == Phase.FAILED:
+                reason = str(status.get("message", "")).split(":", 1)[0] or "Unknown"
+                metrics.PROVISIONING_FAILURES.labels(
+                    namespace=view.namespace, offer=offer, reason=reason[:40]).inc()
+        cents = meter.billable_cents(status, self.clock.now())
+        self.charges.observe(view.uid, view.namespace, offer, cents)
+
+    def _post_events(self, view: RentalView, plan: Plan) -> None:
+        if not plan.events:
+            return
+        ref = kopf.Body({"apiVersion": API_VERSION, "kind": "GpuRental",
+                         "metadata": {"name": view.name, "namespace": view.namespace,
+                                      "uid": view.uid}})
+        for event in plan.events:
+            kopf.event(ref, type=event.type, reason=event.reason, message=event.message)
+
+    async def _create(self, view: RentalView, action: Action) -> None:
+        assert action.body is not None
+        body = await self.kube.create(action.body)
+        if body is not None:
+            kind = action.body["kind"]
+            self.world.put_child(kind, body)
+
+    async def _apply_secret(self, view: RentalView, action: Action) -> None:
+        assert action.body is not None
+        await self.kube.apply_secret(action.body)
+
+    async def _delete(self, view: RentalView, action: Action) -> None:
+        kind = _CHILD_KINDS[action.kind]
+        if kind == "Pod":
+            self._observe_stop_latency(view.key)
+        await self.kube.delete(kind, view.namespace, action.name)
+        self.world.mark_deleting(kind, view.uid)
+
+    def _observe_stop_latency(self, key: Key) -> None:
+        requested = self._stop_requested.pop(key, None)
+        if requested is not None:
+            since, action = requested
+            metrics.STOP_LATENCY.labels(action=action).observe(self.clock.monotonic() - since)
+
+    async def _settle(self, view: RentalView, action: Action) -> None:
+        await settlement.settle_deleted_rental(
+            self.kube, self.world, view, action.name, self.clock.now())
+
+    async def _remove_finalizer(self, view: RentalView, action: Action) -> None:
+        await self.kube.remove_finalizer(view.namespace, view.name, FINALIZER, view.finalizers)
+
+
+def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning `old` status into `new` (null removes a field)."""
+    # A null and an absent field are the same thing after a merge patch; comparing with
+    # .get() keeps the operator from rewriting a null it already removed.
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k, v in old.items() if k not in new and v is not None})
+    return patch

@@ -1,0 +1,80 @@
+"""A delaying, de-duplicating work queue of rental keys (client-go's workqueue, in asyncio).
+
+Owns the rule that one rental is reconciled by at most one worker at a time: a key added while
+it is being processed is parked and handed out again when that worker is done. A key added
+twice keeps its earliest due time, which is how every deadline (provisioning timeout,
+heartbeat, expiry, wallet exhaustion) shares one timer instead of a task per rental.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._heap: list[tuple[float, int, K]] = []
+        self._due: dict[K, float] = {}  # key -> earliest due time of its live heap entry
+        self._processing: set[K] = set()
+        self._parked: dict[K, float] = {}  # re-added while processing
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._due) + len(self._parked)
+
+    def add(self, key: K, delay: float = 0.0) -> None:
+        due = self._monotonic() + max(delay, 0.0)
+        if key in self._processing:
+            self._parked[key] = min(due, self._parked.get(key, due))
+            return
+        if key in self._due and self._due[key] <= due:
+            return
+        self._due[key] = due
+        heapq.heappush(self._heap, (due, next(self._seq), key))
+        self._wakeup.set()
+
+    def due_in(self, key: K) -> float | None:
+        """Seconds until the key is due, if it is queued."""
+        due = self._due.get(key, self._parked.get(key))
+        return None if due is None else due - self._monotonic()
+
+    async def get(self) -> K:
+        """Wait for the earliest due key and mark it as being processed."""
+        while True:
+            self._drop_stale()
+            if self._heap:
+                due, _, key = self._heap[0]
+                wait = due - self._monotonic()
+                if wait <= 0:
+                    heapq.heappop(self._heap)
+                    del self._due[key]
+                    self._processing.add(key)
+                    return key
+            else:
+                wait = None
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        due = self._parked.pop(key, None)
+        if due is not None:
+            self.add(key, max(due - self._monotonic(), 0.0))
+
+    def _drop_stale(self) -> None:
+        # Entries superseded by an earlier due time stay in the heap until they surface.
+        while self._heap:
+            due, _, key = self._heap[0]
+            if self._due.get(key) == due:
+                return
+            heapq.heappop(self._heap)

@@ -1,0 +1,159 @@
+"""The operator's cache of the world: rentals, their children, offers and wallets.
+
+Fed by watch events (through kopf) and by the responses of the operator's own writes; read by
+the reconciler. No I/O. Children are keyed by their controlling rental's uid, so a pod seen
+before its rental (both are listed at startup, in any order) is matched as soon as the rental
+arrives, and a pod of a deleted-and-recreated rental of the same name is never mistaken for the
+new one's.
+
+Staleness rule: an update older than what is cached (by resourceVersion) is ignored, so the
+response of the operator's own status write is never overwritten by a lagging watch event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gpurental.builders import ANNOTATION_KEYS_DIGEST
+from gpurental.observed import (
+    Children,
+    PodView,
+    PvcView,
+    RentalView,
+    SecretView,
+    controller_uid,
+)
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+def _newer(candidate: str | None, cached: str | None) -> bool:
+    """Is `candidate` at least as new as `cached`? resourceVersions are opaque strings, but
+    every real API server (etcd revisions) and the emulator issue increasing integers; when
+    either is not numeric the update wins, which is the safe default for a watch stream."""
+    if not candidate or not cached or not (candidate.isdigit() and cached.isdigit()):
+        return True
+    return int(candidate) >= int(cached)
+
+
+@dataclass
+class _Entry:
+    view: Any
+    resource_version: str | None
+
+
+@dataclass
+class World:
+    rentals: dict[Key, _Entry] = field(default_factory=dict)
+    rental_keys_by_uid: dict[str, Key] = field(default_factory=dict)
+    pods: dict[str, _Entry] = field(default_factory=dict)
+    pvcs: dict[str, _Entry] = field(default_factory=dict)
+    secrets: dict[str, _Entry] = field(default_factory=dict)
+    offers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    _by_wallet: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
+
+    # --- rentals ---------------------------------------------------------------------------
+
+    def put_rental(self, body: dict[str, Any]) -> RentalView | None:
+        """Cache a rental body; returns its view, or None if the body was stale."""
+        view = RentalView.from_dict(body)
+        rv = body.get("metadata", {}).get("resourceVersion")
+        cached = self.rentals.get(view.key)
+        if cached is not None and cached.view.uid == view.uid and not _newer(
+            rv, cached.resource_version
+        ):
+            return None
+        if cached is not None:
+            self._unindex(cached.view)
+        self.rentals[view.key] = _Entry(view, rv)
+        self.rental_keys_by_uid[view.uid] = view.key
+        self._index(view)
+        return view
+
+    def drop_rental(self, key: Key) -> None:
+        entry = self.rentals.pop(key, None)
+        if entry is not None:
+            self._unindex(entry.view)
+            self.rental_keys_by_uid.pop(entry.view.uid, None)
+
+    def rental(self, key: Key) -> RentalView | None:
+        entry = self.rentals.get(key)
+        return entry.view if entry else None
+
+    def rental_version(self, key: Key) -> str | None:
+        entry = self.rentals.get(key)
+        return entry.resource_version if entry else None
+
+    def _index(self, view: RentalView) -> None:
+        offer, wallet = view.spec.get("offer"), view.spec.get("wallet")
+        if offer:
+            self._by_offer[str(offer)].add(view.key)
+        if wallet:
+            self._by_wallet[(view.namespace, str(wallet))].add(view.key)
+
+    def _unindex(self, view: RentalView) -> None:
+        offer, wallet = view.spec.get("offer"), view.spec.get("wallet")
+        if offer:
+            self._by_offer[str(offer)].discard(view.key)
+        if wallet:
+            self._by_wallet[(view.namespace, str(wallet))].discard(view.key)
+
+    def rentals_of_offer(self, offer: str) -> Iterable[Key]:
+        return tuple(self._by_offer.get(offer, ()))
+
+    def rentals_of_wallet(self, key: Key) -> Iterable[Key]:
+        return tuple(self._by_wallet.get(key, ()))
+
+    # --- children --------------------------------------------------------------------------
+
+    def put_child(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
+        """Cache (or forget) a pod / PVC / Secret; returns the owning rental's key if known."""
+        owner = controller_uid(body)
+        if owner is None:
+            return None
+        table = self._table(kind)
+        rv = body.get("metadata", {}).get("resourceVersion")
+        if deleted:
+            cached = table.get(owner)
+            if cached is not None and cached.view.name == body["metadata"].get("name"):
+                table.pop(owner, None)
+        else:
+            cached = table.get(owner)
+            if cached is None or _newer(rv, cached.resource_version):
+                table[owner] = _Entry(_child_view(kind, body), rv)
+        return self.rental_keys_by_uid.get(owner)
+
+    def mark_deleting(self, kind: str, rental_uid: str) -> None:
+        """Note a delete the operator just issued, until the watch confirms it, so the next
+        pass neither deletes it again nor counts it as live."""
+        entry = self._table(kind).get(rental_uid)
+        if entry is not None and hasattr(entry.view, "deleting"):
+            entry.view = dataclasses.replace(entry.view, deleting=True)
+        elif entry is not None:
+            self._table(kind).pop(rental_uid, None)
+
+    def children(self, rental_uid: str) -> Children:
+        def view(table: dict[str, _Entry]) -> Any:
+            entry = table.get(rental_uid)
+            return entry.view if entry else None
+
+        return Children(pod=view(self.pods), pvc=view(self.pvcs), secret=view(self.secrets))
+
+    def _table(self, kind: str) -> dict[str, _Entry]:
+        return {"Pod": self.pods, "PersistentVolumeClaim": self.pvcs, "Secret": self.secrets}[kind]
+
+
+def _child_view(kind: str, body: dict[str, Any]) -> Any:
+    if kind == "Pod":
+        return PodView.from_dict(body)
+    if kind == "PersistentVolumeClaim":
+        return PvcView.from_dict(body)
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    return SecretView(name=body["metadata"]["name"],
+                      keys_digest=annotations.get(ANNOTATION_KEYS_DIGEST, ""))
