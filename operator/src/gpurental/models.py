@@ -96,7 +96,7 @@ class OfferSpec(_Spec):
     @field_validator("price_per_gpu_hour", "storage_price_per_gib_hour", mode="before")
     @classmethod
     def _money(cls, value: Any) -> Decimal | None:
-        return None if value is None else billing.parse_money(str(value))
+        return None if value is None else billing.parse_money(value)
 
     @field_validator("max_duration", "provisioning_timeout", mode="before")
     @classmethod
@@ -111,7 +111,7 @@ class WalletSpec(_Spec):
     @field_validator("budget", mode="before")
     @classmethod
     def _money(cls, value: Any) -> Decimal:
-        return billing.parse_money(str(value))
+        return billing.parse_money(value)
 
     @property
     def budget_cents(self) -> int:
