@@ -1,0 +1,71 @@
+"""`python -m kubesim serve ...` (the API emulator) and `python -m kubesim node ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+from .kubeconfig import write_kubeconfig
+from .server import Server, serve
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kubesim serve", description="Run the API emulator.")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--kubeconfig", required=True, type=Path)
+    p.add_argument("--history-size", type=int, default=20_000,
+                   help="events kept per resource for watch resumption (older: 410 Gone)")
+    p.add_argument("--bookmark-interval", type=float, default=5.0)
+    p.add_argument("--gc-delay", type=float, default=0.0,
+                   help="seconds before the garbage collector acts on a deleted owner")
+    p.add_argument("--record-requests", action="store_true")
+    p.add_argument("--fault", action="append", default=[], metavar="JSON",
+                   help='a fault rule, e.g. {"verb":"patch","code":500,"rate":0.1}')
+    return p
+
+
+async def _run(args: argparse.Namespace) -> None:
+    server = Server(history_size=args.history_size, bookmark_interval=args.bookmark_interval,
+                    gc_delay=args.gc_delay)
+    server.record.enabled = args.record_requests
+    for spec in args.fault:
+        server.faults.add(json.loads(spec))
+    runner, port = await serve(server, args.host, args.port)
+    url = f"http://{args.host}:{port}"
+    write_kubeconfig(args.kubeconfig, url)
+    print(json.dumps({"url": url, "kubeconfig": str(args.kubeconfig)}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.controllers.stop()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("serve", "node"):
+        print("usage: python -m kubesim {serve,node} ...", file=sys.stderr)
+        return 2
+    if argv[0] == "node":
+        node = importlib.import_module("kubesim.node")  # written separately; imported lazily
+        return int(node.main(argv[1:]) or 0)
+    args = _serve_parser().parse_args(argv[1:])
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

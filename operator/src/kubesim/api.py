@@ -1,0 +1,261 @@
+"""The REST verbs on resources: get, list, create, update, patch, delete, deletecollection.
+
+Each returns `(status, body bytes)`; watch lives in watchstream.py. Bodies are built from the
+bytes stored with each object, so GET and LIST never re-serialize stored objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from . import errors, patch, tables
+from .errors import ApiError
+from .resources import ResourceType
+from .routing import Target
+from .selectors import Matcher, combine, field_matcher, label_matcher
+from .store import Store, dumps, now_rfc3339
+from .watch import Stored
+
+JSON = "application/json"
+_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
+                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+
+
+def wants_table(accept: str) -> bool:
+    return "as=Table" in accept
+
+
+def render(rt: ResourceType, stored: Stored) -> bytes:
+    """The stored bytes, re-labelled only when a CRD serves the object in another version."""
+    if stored.obj.get("apiVersion") == rt.api_version:
+        return stored.raw
+    obj = dict(stored.obj)
+    obj["apiVersion"] = rt.api_version
+    return dumps(obj)
+
+
+def selector(target: Target, query: Mapping[str, str]) -> Matcher | None:
+    return combine(label_matcher(query.get("labelSelector")),
+                   field_matcher(query.get("fieldSelector"), target.rt.field_selectors))
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    if not raw:
+        raise errors.bad_request("the body of the request was empty")
+    try:
+        if "yaml" in content_type:
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from exc
+
+
+class Api:
+    """Resource verbs over one Store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def get(self, target: Target, query: Mapping[str, str], accept: str) -> bytes:
+        ns = target.namespace or ""
+        stored = self.store.get(target.rt, ns, target.name)
+        if wants_table(accept):
+            meta = {"resourceVersion": stored.obj["metadata"]["resourceVersion"]}
+            return dumps(tables.table(target.rt, [stored.obj], meta,
+                                      query.get("includeObject", "Metadata")))
+        return render(target.rt, stored)
+
+    def list_objects(self, target: Target, query: Mapping[str, str], accept: str) -> bytes:
+        rt = target.rt
+        match = selector(target, query)
+        limit = int(query.get("limit") or 0)
+        start = _decode_continue(query.get("continue"))
+        items: list[Stored] = []
+        more = False
+        coll = self.store.collection(rt)
+        for stored in coll.iter(target.namespace):
+            if start is not None and _key(stored) <= start:
+                continue
+            if match is None or match(stored.obj):
+                if limit and len(items) == limit:
+                    more = True
+                    break
+                items.append(stored)
+        meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
+        if more:
+            meta["continue"] = _encode_continue(_key(items[-1]), self.store.rv)
+        if wants_table(accept):
+            return dumps(tables.table(rt, [s.obj for s in items], meta,
+                                      query.get("includeObject", "Metadata")))
+        head = dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta})
+        return head[:-1] + b',"items":[' + b",".join(render(rt, s) for s in items) + b"]}"
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def create(self, target: Target, query: Mapping[str, str], body: Any,
+               warnings: list[str]) -> tuple[int, bytes]:
+        if target.subresource == "binding":
+            return self.bind(target, body)
+        if target.name or target.subresource:
+            raise errors.method_not_allowed()
+        if target.rt.namespaced and target.namespace is None:
+            raise errors.method_not_allowed()
+        stored = self.store.create(target.rt, target.namespace or "", body,
+                                   strict=_strict(query), dry_run=_dry(query), warnings=warnings)
+        return 201, render(target.rt, stored)
+
+    def update(self, target: Target, query: Mapping[str, str], body: Any,
+               warnings: list[str]) -> tuple[int, bytes]:
+        if not target.name:
+            raise errors.method_not_allowed()
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request was in an unknown format")
+        stored = self.store.update(target.rt, target.namespace or "", target.name, body,
+                                   subresource=target.subresource, strict=_strict(query),
+                                   dry_run=_dry(query), warnings=warnings)
+        return 200, render(target.rt, stored)
+
+    def patch(self, target: Target, query: Mapping[str, str], content_type: str, raw: bytes,
+              warnings: list[str]) -> tuple[int, bytes]:
+        rt = target.rt
+        kind = content_type.split(";")[0].strip()
+        if not target.name:
+            raise errors.method_not_allowed()
+        if kind not in _PATCH_TYPES or (rt.custom and "strategic" in kind):
+            accepted = [t for t in _PATCH_TYPES if not (rt.custom and "strategic" in t)]
+            raise ApiError(415, "UnsupportedMediaType",
+                           "the body of the request was in an unknown format - accepted media "
+                           f"types include: {', '.join(accepted)}", {})
+        body = parse_body(raw, kind)
+        ns = target.namespace or ""
+        if kind == "application/apply-patch+yaml":
+            if not query.get("fieldManager"):
+                raise errors.invalid("PatchOptions", "meta.k8s.io", "", [errors.FieldError(
+                    "fieldManager", "FieldValueRequired", "is required for apply patch",
+                    show_value=False)])
+            if self.store.collection(rt).get(ns if rt.namespaced else "", target.name) is None:
+                if target.subresource:
+                    raise errors.not_found(rt.plural, rt.group, target.name)
+                return self._apply_create(target, query, body, warnings)
+        current = json.loads(self.store.get(rt, ns if rt.namespaced else "", target.name).raw)
+        if kind == "application/json-patch+json":
+            patched = patch.json_patch(current, body)
+        elif kind == "application/strategic-merge-patch+json":
+            patched = patch.strategic_merge(current, body)
+        else:
+            if not isinstance(body, dict):
+                raise errors.bad_request("the body of the request was in an unknown format")
+            patched = patch.merge_patch(current, body)
+        if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+            raise errors.bad_request("the patched object is not a valid object")
+        stored = self.store.update(rt, ns, target.name, patched, subresource=target.subresource,
+                                   strict=_strict(query), dry_run=_dry(query), warnings=warnings)
+        return 200, render(rt, stored)
+
+    def _apply_create(self, target: Target, query: Mapping[str, str], body: Any,
+                      warnings: list[str]) -> tuple[int, bytes]:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request was in an unknown format")
+        body.setdefault("metadata", {})["name"] = target.name
+        stored = self.store.create(target.rt, target.namespace or "", body,
+                                   strict=_strict(query), dry_run=_dry(query), warnings=warnings)
+        return 201, render(target.rt, stored)
+
+    def delete(self, target: Target, query: Mapping[str, str], body: Any) -> tuple[int, bytes]:
+        options = _delete_options(query, body)
+        stored = self.store.delete(target.rt, target.namespace or "", target.name, options,
+                                   dry_run=_dry(query))
+        return 200, render(target.rt, stored)
+
+    def delete_collection(self, target: Target, query: Mapping[str, str],
+                          body: Any) -> tuple[int, bytes]:
+        rt = target.rt
+        if rt.group_resource == ("", "namespaces"):
+            raise errors.method_not_allowed()
+        match = selector(target, query)
+        options = _delete_options(query, body)
+        victims = [s for s in self.store.collection(rt).iter(target.namespace)
+                   if match is None or match(s.obj)]
+        deleted = []
+        for stored in victims:
+            meta = stored.obj["metadata"]
+            try:
+                deleted.append(self.store.delete(rt, meta.get("namespace", ""), meta["name"],
+                                                 options, dry_run=_dry(query)))
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        head = dumps({"kind": rt.list_kind, "apiVersion": rt.api_version,
+                      "metadata": {"resourceVersion": str(self.store.rv)}})
+        return 200, head[:-1] + b',"items":[' + b",".join(render(rt, s) for s in deleted) + b"]}"
+
+    def bind(self, target: Target, body: Any) -> tuple[int, bytes]:
+        """pods/binding: what the scheduler posts to put a pod on a node."""
+        ns = target.namespace or ""
+        node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+        if not node:
+            raise errors.invalid("Binding", "", target.name, [errors.FieldError(
+                "target.name", "FieldValueRequired", show_value=False)])
+        current = self.store.get(target.rt, ns, target.name)
+        pod = json.loads(current.raw)
+        if pod.get("spec", {}).get("nodeName"):
+            raise errors.conflict("pods", "", target.name,
+                                  f'pod {target.name} is already assigned to node '
+                                  f'"{pod["spec"]["nodeName"]}"')
+        if pod["metadata"].get("deletionTimestamp"):
+            raise errors.conflict("pods", "", target.name,
+                                  f"pod {target.name} is being deleted, cannot be assigned to "
+                                  "a host")
+        pod["spec"]["nodeName"] = node
+        conditions = [c for c in pod.setdefault("status", {}).get("conditions") or []
+                      if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True",
+                           "lastTransitionTime": now_rfc3339(), "lastProbeTime": None})
+        pod["status"]["conditions"] = conditions
+        self.store._write_update(target.rt, pod, current, False)
+        return 201, dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                           "status": "Success", "code": 201})
+
+
+def _strict(query: Mapping[str, str]) -> bool:
+    return query.get("fieldValidation", "") == "Strict"
+
+
+def _dry(query: Mapping[str, str]) -> bool:
+    return query.get("dryRun") == "All"
+
+
+def _delete_options(query: Mapping[str, str], body: Any) -> dict[str, Any]:
+    options = dict(body) if isinstance(body, dict) else {}
+    if query.get("propagationPolicy"):
+        options["propagationPolicy"] = query["propagationPolicy"]
+    if query.get("gracePeriodSeconds"):
+        options["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+    return options
+
+
+def _key(stored: Stored) -> tuple[str, str]:
+    meta = stored.obj["metadata"]
+    return (meta.get("namespace", ""), meta["name"])
+
+
+def _encode_continue(key: tuple[str, str], rv: int) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(key)}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_continue(token: str | None) -> tuple[str, str] | None:
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return (data["start"][0], data["start"][1])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise errors.bad_request(f"continue key is not valid: {exc}") from exc

@@ -1,0 +1,135 @@
+"""What the built-in kinds' registry strategies do beyond the generic object lifecycle.
+
+Defaults on create (pod status, namespace phase, service clusterIP, secret stringData), field
+immutability on update (pod spec), and the status a CRD reports once it is established.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import Any
+
+from .errors import FieldError
+from .resources import ResourceType
+
+_cluster_ips = itertools.count(10)
+
+
+def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """Fill what the apiserver fills on create for this kind."""
+    key = (rt.group, rt.plural)
+    if key == ("", "pods"):
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("priority", 0)
+        for c in spec.get("containers") or []:
+            c.setdefault("imagePullPolicy", "Always" if str(c.get("image", "")).endswith(
+                ":latest") or ":" not in str(c.get("image", "")) else "IfNotPresent")
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+    elif key == ("", "namespaces"):
+        obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
+        obj["status"] = {"phase": "Active"}
+        labels = obj["metadata"].setdefault("labels", {})
+        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    elif key == ("", "persistentvolumeclaims"):
+        obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
+        obj["status"] = {"phase": "Pending"}
+    elif key == ("", "secrets"):
+        _fold_string_data(obj)
+        obj.setdefault("type", "Opaque")
+    elif key == ("", "services"):
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        if spec.get("clusterIP") != "None":
+            n = next(_cluster_ips)
+            spec["clusterIP"] = f"10.96.{n // 250 % 250}.{n % 250 + 1}"
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+        obj["status"] = {"loadBalancer": {}}
+    elif key == ("apps", "deployments"):
+        obj.setdefault("spec", {}).setdefault("replicas", 1)
+        obj["status"] = {}
+    elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+        obj["status"] = crd_status(obj)
+
+
+def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> None:
+    key = (rt.group, rt.plural)
+    if key == ("", "secrets"):
+        _fold_string_data(new)
+    elif key == ("", "namespaces"):
+        new["spec"] = old.get("spec", {})
+        new["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = \
+            new["metadata"]["name"]
+    elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+        new["status"] = crd_status(new)
+
+
+def validate_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    """Immutable fields: a pod's spec may change only its images, tolerations and deadline."""
+    if (rt.group, rt.plural) != ("", "pods"):
+        return []
+    new_spec, old_spec = dict(new.get("spec") or {}), dict(old.get("spec") or {})
+    for spec in (new_spec, old_spec):
+        spec.pop("activeDeadlineSeconds", None)
+        spec.pop("tolerations", None)
+        spec["containers"] = [{k: v for k, v in c.items() if k != "image"}
+                              for c in spec.get("containers") or []]
+    if new_spec != old_spec:
+        return [FieldError("spec", "FieldValueForbidden",
+                           "pod updates may not change fields other than `spec.containers[*]"
+                           ".image`,`spec.initContainers[*].image`,"
+                           "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
+                           "to existing tolerations),`spec.terminationGracePeriodSeconds` "
+                           "(allow it to be set to 1 if it was previously negative)",
+                           show_value=False)]
+    return []
+
+
+def crd_status(crd: dict[str, Any]) -> dict[str, Any]:
+    """A CRD is established at once: names accepted, stored versions recorded."""
+    spec = crd.get("spec") or {}
+    names = dict(spec.get("names") or {})
+    names.setdefault("singular", str(names.get("kind", "")).lower())
+    names.setdefault("listKind", f"{names.get('kind', '')}List")
+    now = crd["metadata"].get("creationTimestamp")
+    conditions = [
+        {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now}
+        for t, r, m in (("NamesAccepted", "NoConflicts", "no conflicts found"),
+                        ("Established", "InitialNamesAccepted",
+                         "the initial names have been accepted"))
+    ]
+    stored = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+    return {"acceptedNames": names, "conditions": conditions, "storedVersions": stored}
+
+
+def _fold_string_data(obj: dict[str, Any]) -> None:
+    string_data = obj.pop("stringData", None)
+    if string_data:
+        data = obj.setdefault("data", {})
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+
+
+def _qos_class(spec: dict[str, Any]) -> str:
+    containers = spec.get("containers") or []
+    res = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in res):
+        return "BestEffort"
+    guaranteed = all(
+        r.get("limits", {}).get(k) is not None and
+        r.get("requests", {}).get(k, r["limits"][k]) == r["limits"][k]
+        for r in res for k in ("cpu", "memory")
+    ) if res else False
+    return "Guaranteed" if guaranteed else "Burstable"

@@ -1,0 +1,22 @@
+"""Writing the kubeconfig that points clients at a running emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .hooks import ADMIN_TOKEN
+
+
+def write_kubeconfig(path: Path, url: str, namespace: str = "default") -> None:
+    config = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": "kubesim", "cluster": {"server": url}}],
+        "users": [{"name": "kubesim-admin", "user": {"token": ADMIN_TOKEN}}],
+        "contexts": [{"name": "kubesim", "context": {
+            "cluster": "kubesim", "user": "kubesim-admin", "namespace": namespace}}],
+        "current-context": "kubesim",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -1,0 +1,198 @@
+"""The HTTP front: one aiohttp handler that records, injects faults, routes and answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import admin, discovery, openapi
+from .api import JSON, Api, parse_body
+from .controllers import Controllers
+from .errors import ApiError, unknown_path
+from .faults import Faults, RequestRecord
+from .hooks import Hooks, RequestInfo
+from .routing import request_info, resolve
+from .store import Store, dumps
+from .watchstream import WatchStream
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    """Holds the store and the cross-cutting machinery; `handle` serves every request."""
+
+    def __init__(self, *, history_size: int = 20_000, bookmark_interval: float = 5.0,
+                 gc_delay: float = 0.0) -> None:
+        self.store = Store(history_size)
+        self.api = Api(self.store)
+        self.controllers = Controllers(self.store, gc_delay)
+        self.hooks = Hooks()
+        self.faults = Faults()
+        self.record = RequestRecord()
+        self.bookmark_interval = bookmark_interval
+        self.address = "127.0.0.1:0"
+        self._bootstrap()
+
+    def _bootstrap(self) -> None:
+        ns_type = self.store.registry.get("", "v1", "namespaces")
+        assert ns_type is not None
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self.store.create(ns_type, "", {"metadata": {"name": name}})
+
+    # --- entry point -----------------------------------------------------------------------
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = time.time()
+        path = request.path
+        info: RequestInfo | None = None
+        identity = self.hooks.authenticate(request.headers.get("Authorization"))
+        status = 500
+        try:
+            if path.startswith("/_kubesim/"):
+                code, payload = admin.handle(self, request.method, path, await request.read())
+                status = code
+                return _json(code, dumps(payload))
+            info = request_info(request.method, path, request.query.get("watch") in
+                                ("true", "1"))
+            self.hooks.check(identity, info)
+            rules = self.faults.pick(info) if self.faults.rules else []
+            for rule in rules:
+                if rule.latency_ms:
+                    await asyncio.sleep(rule.latency_ms / 1000)
+                if rule.code:
+                    raise Faults.error_for(rule)
+            response = await self._serve(request, info, rules)
+            status = response.status
+            return response
+        except ApiError as exc:
+            status = exc.code
+            return _json(exc.code, dumps(exc.status()), exc.headers)
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path_qs)
+            status = 500
+            err = ApiError(500, "InternalError", "an error on the server has prevented the "
+                           "request from succeeding", {})
+            return _json(500, dumps(err.status()))
+        finally:
+            if self.record.enabled:
+                self.record.add(request.method, path, request.query_string, info,
+                                identity.user, status, started)
+
+    async def _serve(self, request: web.BaseRequest, info: RequestInfo,
+                     rules: list[Any]) -> web.StreamResponse:
+        if not info.resource_request:
+            return self._non_resource(request.method, request.path)
+        target = resolve(self.store.registry, info)
+        query = request.query
+        accept = request.headers.get("Accept", "")
+        method = request.method
+        warnings: list[str] = []
+        if method == "GET":
+            if target.name:
+                if target.subresource and target.subresource != "status":
+                    raise ApiError(405, "MethodNotAllowed", "method not allowed", {})
+                return _json(200, self.api.get(target, query, accept), table=accept)
+            if info.verb == "watch":
+                return await self._watch(request, target, rules)
+            return _json(200, self.api.list_objects(target, query, accept), table=accept)
+        raw = await request.read()
+        ctype = request.headers.get("Content-Type", JSON)
+        if method == "POST":
+            code, body = self.api.create(target, query, parse_body(raw, ctype), warnings)
+        elif method == "PUT":
+            code, body = self.api.update(target, query, parse_body(raw, ctype), warnings)
+        elif method == "PATCH":
+            code, body = self.api.patch(target, query, ctype, raw, warnings)
+        elif method == "DELETE":
+            options = json.loads(raw) if raw.strip() else None
+            if target.name:
+                code, body = self.api.delete(target, query, options)
+            else:
+                code, body = self.api.delete_collection(target, query, options)
+        else:
+            raise ApiError(405, "MethodNotAllowed", "method not allowed", {})
+        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+        return _json(code, body, headers)
+
+    async def _watch(self, request: web.BaseRequest, target: Any,
+                     rules: list[Any]) -> web.StreamResponse:
+        accept = request.headers.get("Accept", "")
+        stream = WatchStream(self.store, target, request.query, accept,
+                             self.bookmark_interval, rules)
+        first = stream.start()
+        content_type = ("application/json;as=Table;v=v1;g=meta.k8s.io"
+                        if stream.opts.table else JSON)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": content_type,
+                                                        "Cache-Control": "no-cache"})
+        try:
+            await resp.prepare(request)
+            if first is None:
+                await resp.write(stream.gone_line())
+            else:
+                await stream.run(request, resp, first)
+            await resp.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            stream.stop()
+        return resp
+
+    def _non_resource(self, method: str, path: str) -> web.Response:
+        if method != "GET":
+            raise ApiError(405, "MethodNotAllowed", "method not allowed", {})
+        parts = [p for p in path.split("/") if p]
+        registry = self.store.registry
+        doc: Any = None
+        if parts == ["version"]:
+            doc = discovery.VERSION_INFO
+        elif parts == ["api"]:
+            doc = discovery.api_versions(self.address)
+        elif parts == ["apis"]:
+            doc = discovery.api_group_list(registry)
+        elif parts[:1] == ["api"] and len(parts) == 2:
+            doc = discovery.resource_list(registry, "", parts[1])
+        elif parts[:1] == ["apis"] and len(parts) == 2:
+            doc = discovery.api_group(registry, parts[1])
+        elif parts[:1] == ["apis"] and len(parts) == 3:
+            doc = discovery.resource_list(registry, parts[1], parts[2])
+        elif parts == ["openapi", "v3"]:
+            doc = openapi.root(registry)
+        elif parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
+            group, version = (parts[3], parts[4]) if parts[2] == "apis" and len(parts) == 5 \
+                else ("", parts[3])
+            doc = openapi.gv_document(registry, group, version)
+        elif parts and parts[0] in ("healthz", "livez", "readyz"):
+            return web.Response(status=200, body=b"ok", content_type="text/plain")
+        if doc is None:
+            raise unknown_path()
+        return _json(200, dumps(doc))
+
+
+def _json(code: int, body: bytes, headers: dict[str, str] | None = None,
+          table: str = "") -> web.Response:
+    content_type = JSON
+    if table and "as=Table" in table and body.startswith(b'{"kind":"Table"'):
+        content_type = "application/json;as=Table;v=v1;g=meta.k8s.io"
+    out = {"Content-Type": content_type}
+    if headers:
+        out.update(headers)
+    return web.Response(status=code, body=body, headers=out)
+
+
+async def serve(server: Server, host: str, port: int) -> tuple[web.BaseRunner, int]:
+    """Start listening; returns the runner and the bound port."""
+    low = web.Server(server.handle, handler_cancellation=True, access_log=None)
+    runner = web.ServerRunner(low, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    sockets = runner.addresses
+    bound = sockets[0][1] if sockets else port
+    server.address = f"{host}:{bound}"
+    server.controllers.start()
+    return runner, bound
