@@ -1,0 +1,147 @@
+"""The children's manifests, compared as plain dicts (as kubespawner tests make_pod)."""
+
+from __future__ import annotations
+
+from gpurental import builders
+from gpurental.models import OfferSpec, RentalSpec, parse_spec
+
+OFFER = parse_spec(OfferSpec, {
+    "gpu": {"product": "NVIDIA-GeForce-RTX-4090"},
+    "pricePerGpuHour": "0.69",
+    "nodeSelector": {"pool": "gpu"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+})
+MIG_OFFER = parse_spec(OfferSpec, {
+    "gpu": {"product": "NVIDIA-A100-SXM4-80GB", "resourceName": "nvidia.com/mig-1g.10gb"},
+    "pricePerGpuHour": "0.40",
+})
+SPEC = parse_spec(RentalSpec, {
+    "offer": "rtx4090",
+    "gpus": 2,
+    "image": "pytorch/pytorch:2.4.0",
+    "command": ["sleep", "infinity"],
+    "env": [{"name": "HF_HOME", "value": "/workspace/hf"}],
+    "storage": {"size": "20Gi", "mountPath": "/data"},
+    "sshKeys": ["ssh-ed25519 AAAAkey alice@laptop", "ssh-ed25519 AAAAother bob"],
+})
+OWNER = {
+    "apiVersion": "gpurental.dev/v1alpha1",
+    "kind": "GpuRental",
+    "name": "finetune",
+    "uid": "uid-1",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+LABELS = {
+    "app.kubernetes.io/name": "gpu-rental",
+    "app.kubernetes.io/managed-by": "gpu-rental-operator",
+    "gpurental.dev/rental-uid": "uid-1",
+    "gpurental.dev/rental": "finetune",
+    "gpurental.dev/offer": "rtx4090",
+}
+
+
+def test_pod_manifest() -> None:
+    pod = builders.make_pod("team-a", "finetune", "uid-1", SPEC, OFFER)
+    assert pod == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "finetune",
+            "namespace": "team-a",
+            "labels": LABELS,
+            "ownerReferences": [OWNER],
+        },
+        "spec": {
+            "restartPolicy": "Always",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 10,
+            "nodeSelector": {"pool": "gpu", "nvidia.com/gpu.product": "NVIDIA-GeForce-RTX-4090"},
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "runAsGroup": 1000,
+                "fsGroup": 1000,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [{
+                "name": "workload",
+                "image": "pytorch/pytorch:2.4.0",
+                "command": ["sleep", "infinity"],
+                "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                "securityContext": {
+                    "privileged": False,
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [
+                    {"name": "storage", "mountPath": "/data"},
+                    {"name": "ssh-keys", "mountPath": "/etc/gpurental/ssh", "readOnly": True},
+                ],
+                "env": [
+                    {"name": "GPURENTAL_AUTHORIZED_KEYS",
+                     "value": "/etc/gpurental/ssh/authorized_keys"},
+                    {"name": "HF_HOME", "value": "/workspace/hf"},
+                ],
+            }],
+            "volumes": [
+                {"name": "storage", "persistentVolumeClaim": {"claimName": "finetune-storage"}},
+                {"name": "ssh-keys", "secret": {"secretName": "finetune-ssh", "defaultMode": 0o444}},
+            ],
+        },
+    }
+
+
+def test_mig_offer_requests_the_mig_resource_and_omits_empty_tolerations() -> None:
+    pod = builders.make_pod("ns", "r", "u", SPEC, MIG_OFFER)
+    assert pod["spec"]["containers"][0]["resources"] == {"limits": {"nvidia.com/mig-1g.10gb": "2"}}
+    assert "tolerations" not in pod["spec"]
+
+
+def test_privileged_only_when_the_offer_says_so() -> None:
+    privileged = OFFER.model_copy(update={"privileged": True})
+    pod = builders.make_pod("ns", "r", "u", SPEC, privileged)
+    assert pod["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+    assert "runAsNonRoot" not in pod["spec"]["securityContext"]
+
+
+def test_pvc_manifest() -> None:
+    spec = SPEC.model_copy(update={"storage": SPEC.storage.model_copy(
+        update={"storage_class_name": "fast"})})
+    assert builders.make_pvc("team-a", "finetune", "uid-1", spec) == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": "finetune-storage",
+            "namespace": "team-a",
+            "labels": LABELS,
+            "ownerReferences": [OWNER],
+        },
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "20Gi"}},
+            "storageClassName": "fast",
+        },
+    }
+
+
+def test_ssh_secret_holds_one_key_per_line() -> None:
+    secret = builders.make_ssh_secret("team-a", "finetune", "uid-1", SPEC)
+    assert secret["stringData"] == {
+        "authorized_keys": "ssh-ed25519 AAAAkey alice@laptop\nssh-ed25519 AAAAother bob\n"
+    }
+    assert secret["metadata"]["annotations"] == {
+        builders.ANNOTATION_KEYS_DIGEST: builders.keys_digest(SPEC.ssh_keys)
+    }
+    assert builders.keys_digest(SPEC.ssh_keys) != builders.keys_digest(SPEC.ssh_keys[:1])
+
+
+def test_long_rental_names_keep_the_uid_label_only() -> None:
+    name = "r" * 70
+    labels = builders.labels(name, "uid-9", "offer")
+    assert labels["gpurental.dev/rental-uid"] == "uid-9"
+    assert "gpurental.dev/rental" not in labels
