@@ -1290,14 +1290,17 @@ class SimulatedNodes:
     """Simulated GPU nodes (kubelet + scheduler + PVC provisioner) for one API server.
 
     ``start()`` registers the nodes and returns once the caches are synced; ``stop()`` ends
-    every loop and, unless ``keep_nodes``, deletes the Node objects.
+    every loop and, unless ``keep_nodes``, deletes the Node objects. With ``namespace`` only the
+    pods and claims of that namespace are handled (tests use it to stay out of each other's way).
     """
 
     def __init__(self, kubeconfig: str | os.PathLike[str], nodes: Iterable[NodeSpec | str], *,
                  start_delay: float = 0.0, pull_fail_images: str | None = None,
                  pull_backoff: float = 1.0, fail_storage_classes: Iterable[str] = (),
-                 provisioner: bool = True, keep_nodes: bool = False):
+                 provisioner: bool = True, keep_nodes: bool = False,
+                 namespace: str | None = None):
         self.kubeconfig = os.fspath(kubeconfig)
+        self.namespace = namespace
         self.specs = _as_specs(nodes)
         self.keep_nodes = keep_nodes
         self.nodes = {s.name: NodeState(s, i, s.allocatable()) for i, s in enumerate(self.specs)}
@@ -1322,8 +1325,9 @@ class SimulatedNodes:
         await client.open()
         background = self._background = Background()
         recorder = EventRecorder(client, background)
-        pods = Informer(client, "/api/v1/pods", lambda *a: None)
-        pvcs = Informer(client, "/api/v1/persistentvolumeclaims", lambda *a: None)
+        scope = f"/api/v1/namespaces/{self.namespace}" if self.namespace else "/api/v1"
+        pods = Informer(client, f"{scope}/pods", lambda *a: None)
+        pvcs = Informer(client, f"{scope}/persistentvolumeclaims", lambda *a: None)
         scheduler = Scheduler(client, self.nodes, recorder, pods.cache)
         kubelet = Kubelet(client, self.nodes, recorder, background, pods.cache, pvcs.cache,
                           start_delay=self._start_delay, pull_fail=self._pull_fail,
@@ -1509,6 +1513,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="PVCs of this storage class stay Pending (ProvisioningFailed)")
     parser.add_argument("--no-provisioner", action="store_true",
                         help="leave PVCs alone (tests bind them by hand)")
+    parser.add_argument("--namespace", help="handle only the pods and PVCs of this namespace")
     parser.add_argument("--keep-nodes", action="store_true",
                         help="do not delete the Node objects on exit")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -1519,7 +1524,8 @@ async def _serve(args: argparse.Namespace) -> None:
     sim = SimulatedNodes(args.kubeconfig, args.nodes, start_delay=args.start_delay,
                          pull_fail_images=args.pull_fail_images,
                          fail_storage_classes=args.fail_storage_class,
-                         provisioner=not args.no_provisioner, keep_nodes=args.keep_nodes)
+                         provisioner=not args.no_provisioner, keep_nodes=args.keep_nodes,
+                         namespace=args.namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

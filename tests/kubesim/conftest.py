@@ -1,0 +1,125 @@
+"""Fixtures for the kubectl conformance and simulated-node suites.
+
+These suites run against a private emulator (``sim_*`` fixtures), not the session one: they
+install CRDs with short names and categories, register Nodes and run a scheduler, all of which
+are cluster-wide and must not leak into (or be disturbed by) other suites.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from kubesim.launch import Emulator, start_emulator
+from kubesim.node import NodeSpec, SimulatedNodesThread
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+REPO = Path(__file__).resolve().parents[2]
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def sim_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with start_emulator(tmp_path_factory.mktemp("kubesim-private")) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def sim_kubeconfig(sim_emulator: Emulator) -> str:
+    return str(sim_emulator.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def sim_api(sim_kubeconfig: str) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=sim_kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def sim_namespace(sim_api: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace in the private emulator, deleted after the test."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(sim_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    try:
+        core.delete_namespace(name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+@pytest.fixture(scope="session")
+def sim_kubectl(sim_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """Run the venv's kubectl against the private emulator; ``env`` adds variables."""
+    cache = tmp_path_factory.mktemp("kubectl-cache-private")
+
+    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 60,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = [str(KUBECTL), f"--kubeconfig={sim_kubeconfig}", f"--cache-dir={cache}", *args]
+        result = subprocess.run(cmd, input=input, capture_output=True, text=True,
+                                timeout=timeout, env={**os.environ, **(env or {})})
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def kubectl_cmd(sim_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
+                ) -> Callable[..., list[str]]:
+    """The argv of a kubectl call against the private emulator (for long-running Popen)."""
+    cache = tmp_path_factory.mktemp("kubectl-cache-popen")
+    return lambda *args: [str(KUBECTL), f"--kubeconfig={sim_kubeconfig}",
+                          f"--cache-dir={cache}", *args]
+
+
+@pytest.fixture
+def simulated_nodes(sim_kubeconfig: str, sim_namespace: str
+                    ) -> Iterator[Callable[..., SimulatedNodesThread]]:
+    """Start simulated nodes for this test's namespace: ``simulated_nodes("a=P:2", ...)``.
+
+    Node names get a unique suffix (``.node_names`` maps the given names to the real ones) so
+    tests never see each other's Nodes; everything is stopped and deleted after the test.
+    """
+    started: list[SimulatedNodesThread] = []
+    suffix = uuid.uuid4().hex[:6]
+
+    def start(*nodes: NodeSpec | str, **options: Any) -> SimulatedNodesThread:
+        specs = [n if isinstance(n, NodeSpec) else NodeSpec.parse(n) for n in nodes]
+        for spec in specs:
+            spec.name = f"{spec.name}-{suffix}"
+        options.setdefault("namespace", sim_namespace)
+        sim = SimulatedNodesThread(sim_kubeconfig, specs, **options).start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in reversed(started):
+        sim.stop()

@@ -1,0 +1,494 @@
+"""The simulated GPU node (kubesim.node): scheduler, kubelet and PVC provisioner over HTTP.
+
+Expected messages and fields are those of kube-scheduler and the kubelet (FitError text,
+PodScheduled/Ready conditions, containerStatuses, Events), so the operator sees here what it
+would see on a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from kubesim.node import (
+    FilterResult,
+    NodeSpec,
+    SimulatedNodesThread,
+    Taint,
+    full_image_ref,
+    parse_quantity,
+    pod_requests,
+    unschedulable_message,
+    untolerated_taint,
+)
+
+RFC3339_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+A100 = "NVIDIA-A100-SXM4-80GB"
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+Nodes = Callable[..., SimulatedNodesThread]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0,
+             message: str = "condition") -> Any:
+    """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last: {last!r}")
+
+
+def core_api(api: client.ApiClient) -> Any:
+    """CoreV1Api, untyped: the tests pass plain dicts and read raw JSON responses."""
+    return client.CoreV1Api(api)
+
+
+def gpu_pod(name: str, gpus: int = 1, resource: str = "nvidia.com/gpu", *,
+            image: str = "pytorch/pytorch:2.4.0", **spec: Any) -> dict[str, Any]:
+    """A pod shaped like the operator's: GPUs in limits only."""
+    container = {"name": "main", "image": image, "command": ["sleep", "infinity"],
+                 "resources": {"limits": {resource: str(gpus)}}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [container], "restartPolicy": "Never", **spec}}
+
+
+def create_pod(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> None:
+    core_api(api).create_namespaced_pod(namespace, body)
+
+
+def read_pod(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    """The pod as JSON (as the API returns it, not the client's models)."""
+    resp = core_api(api).read_namespaced_pod(name, namespace, _preload_content=False)
+    return dict(json.loads(resp.data))
+
+
+def pod_or_none(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return read_pod(api, namespace, name)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return None
+
+
+def wait_running(api: client.ApiClient, namespace: str, name: str,
+                 timeout: float = 30) -> dict[str, Any]:
+    return dict(wait_for(
+        lambda: (p := read_pod(api, namespace, name))["status"].get("phase") == "Running" and p,
+        timeout, message=f"pod {name} Running"))
+
+
+def wait_unschedulable(api: client.ApiClient, namespace: str, name: str,
+                       timeout: float = 30) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        cond = condition(read_pod(api, namespace, name), "PodScheduled")
+        return cond if cond and cond.get("reason") == "Unschedulable" else None
+    return dict(wait_for(check, timeout, message=f"pod {name} Unschedulable"))
+
+
+def events_for(api: client.ApiClient, namespace: str, name: str) -> list[dict[str, Any]]:
+    resp = core_api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}", _preload_content=False)
+    return list(json.loads(resp.data)["items"])
+
+
+def wait_event(api: client.ApiClient, namespace: str, name: str, reason: str,
+               timeout: float = 30) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        found = [e for e in events_for(api, namespace, name) if e.get("reason") == reason]
+        return found[0] if found else None
+    return dict(wait_for(check, timeout, message=f"{reason} event for {name}"))
+
+
+def parse_time(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+# -- pure scheduler logic ----------------------------------------------------------------------
+
+
+def test_quantities_and_requests_follow_kubernetes_rules() -> None:
+    assert parse_quantity("500m") == Decimal("0.5")
+    assert parse_quantity("2Gi") == 2 * 2**30
+    assert parse_quantity("1e3") == 1000
+    pod = gpu_pod("p", 2)
+    pod["spec"]["containers"][0]["resources"]["requests"] = {"cpu": "250m"}
+    pod["spec"]["initContainers"] = [{"name": "init", "image": "x",
+                                      "resources": {"limits": {"nvidia.com/gpu": "1",
+                                                               "cpu": "1"}}}]
+    # limits-only resources count at their limit; init containers by max, not sum
+    assert pod_requests(pod) == {"nvidia.com/gpu": 2, "cpu": 1}
+
+
+def test_fit_error_message_matches_kube_scheduler_format() -> None:
+    message = unschedulable_message([
+        FilterResult(["Insufficient nvidia.com/gpu"], unresolvable=False),
+        FilterResult(["node(s) didn't match Pod's node affinity/selector"], unresolvable=True),
+    ])
+    assert message == (
+        "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's "
+        "node affinity/selector. preemption: 0/2 nodes are available: 1 No preemption victims "
+        "found for incoming pod, 1 Preemption is not helpful for scheduling.")
+
+
+def test_toleration_matching() -> None:
+    taint = Taint.parse("nvidia.com/gpu=present:NoSchedule")
+    assert untolerated_taint([taint], []) == taint
+    assert untolerated_taint([taint], [{"key": "nvidia.com/gpu", "operator": "Exists"}]) is None
+    assert untolerated_taint([taint], [{"operator": "Exists"}]) is None
+    assert untolerated_taint([taint], [{"key": "nvidia.com/gpu", "value": "present",
+                                        "effect": "NoSchedule"}]) is None
+    assert untolerated_taint([taint], [{"key": "nvidia.com/gpu", "value": "absent"}]) == taint
+    assert untolerated_taint([taint], [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                        "effect": "NoExecute"}]) == taint
+    # PreferNoSchedule never blocks scheduling
+    assert untolerated_taint([Taint.parse("soft:PreferNoSchedule")], []) is None
+
+
+def test_node_and_image_syntax() -> None:
+    spec = NodeSpec.parse("mig-0=NVIDIA-A100-SXM4-80GB:7:nvidia.com/mig-1g.10gb")
+    assert (spec.name, spec.product, spec.count, spec.resource) == (
+        "mig-0", A100, 7, "nvidia.com/mig-1g.10gb")
+    assert NodeSpec.parse("n=P:2").resource == "nvidia.com/gpu"
+    with pytest.raises(ValueError):
+        NodeSpec.parse("n=P")
+    assert full_image_ref("busybox") == "docker.io/library/busybox:latest"
+    assert full_image_ref("pytorch/pytorch:2.4.0") == "docker.io/pytorch/pytorch:2.4.0"
+    assert full_image_ref("ghcr.io/x/y") == "ghcr.io/x/y:latest"
+
+
+# -- against the emulator ----------------------------------------------------------------------
+
+
+def test_registers_nodes_with_gpu_capacity_labels_and_taints(
+        sim_api: client.ApiClient, simulated_nodes: Nodes) -> None:
+    spec = NodeSpec.parse(f"gpu={H100}:4")
+    spec.taints.append(Taint.parse("nvidia.com/gpu=present:NoSchedule"))
+    sim = simulated_nodes(spec)
+    name = sim.sim.specs[0].name
+    resp = core_api(sim_api).read_node(name, _preload_content=False)
+    node = json.loads(resp.data)
+    assert node["status"]["capacity"]["nvidia.com/gpu"] == "4"
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "4"
+    assert {"cpu", "memory", "pods"} <= set(node["status"]["allocatable"])
+    labels = node["metadata"]["labels"]
+    assert labels["nvidia.com/gpu.product"] == H100
+    assert labels["nvidia.com/gpu.count"] == "4"
+    assert labels["kubernetes.io/hostname"] == name
+    ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready and ready[0]["status"] == "True"
+    assert node["spec"]["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+
+
+def test_pod_that_fits_is_bound_and_runs_like_on_a_kubelet(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    sim = simulated_nodes(f"a100={A100}:4")
+    node_name = sim.sim.specs[0].name
+    before = time.time()
+    create_pod(sim_api, sim_namespace, gpu_pod("train", 2))
+    pod = wait_running(sim_api, sim_namespace, "train")
+    after = time.time()
+
+    assert pod["spec"]["nodeName"] == node_name
+    for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready"):
+        assert (condition(pod, kind) or {}).get("status") == "True", kind
+    status = pod["status"]
+    (container,) = status["containerStatuses"]
+    started = container["state"]["running"]["startedAt"]
+    assert RFC3339_SECONDS.match(started), started
+    assert int(before) <= parse_time(started) <= after + 1
+    assert container["ready"] is True and container["restartCount"] == 0
+    assert RFC3339_SECONDS.match(status["startTime"])
+    assert status["hostIP"] and status["podIP"]
+    scheduled = wait_event(sim_api, sim_namespace, "train", "Scheduled")
+    assert scheduled["source"]["component"] == "default-scheduler"
+    assert scheduled["message"] == f"Successfully assigned {sim_namespace}/train to {node_name}"
+    started_event = wait_event(sim_api, sim_namespace, "train", "Started")
+    assert started_event["source"]["component"] == "kubelet"
+
+
+def test_unschedulable_pod_gets_the_scheduler_message_and_event(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"a100={A100}:2", f"h100={H100}:8")
+    selector = {"nvidia.com/gpu.product": A100}
+    create_pod(sim_api, sim_namespace, gpu_pod("first", 1, nodeSelector=selector))
+    wait_running(sim_api, sim_namespace, "first")
+    create_pod(sim_api, sim_namespace, gpu_pod("second", 2, nodeSelector=selector))
+
+    cond = wait_unschedulable(sim_api, sim_namespace, "second")
+    expected = ("0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match "
+                "Pod's node affinity/selector. preemption: 0/2 nodes are available: 1 No "
+                "preemption victims found for incoming pod, 1 Preemption is not helpful for "
+                "scheduling.")
+    assert cond["status"] == "False"
+    assert cond["message"] == expected
+    pod = read_pod(sim_api, sim_namespace, "second")
+    assert pod["status"]["phase"] == "Pending" and not pod["spec"].get("nodeName")
+    event = wait_event(sim_api, sim_namespace, "second", "FailedScheduling")
+    assert event["type"] == "Warning"
+    assert event["message"] == expected
+    assert event["source"]["component"] == "default-scheduler"
+
+
+def test_deleting_a_pod_frees_its_gpus_for_a_pending_pod(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:1")
+    create_pod(sim_api, sim_namespace, gpu_pod("holder", 1))
+    wait_running(sim_api, sim_namespace, "holder")
+    create_pod(sim_api, sim_namespace, gpu_pod("waiter", 1))
+    wait_unschedulable(sim_api, sim_namespace, "waiter")
+
+    core_api(sim_api).delete_namespaced_pod("holder", sim_namespace)
+    wait_for(lambda: pod_or_none(sim_api, sim_namespace, "holder") is None, 30,
+             message="the kubelet to remove the deleted pod")
+    pod = wait_running(sim_api, sim_namespace, "waiter")
+    assert (condition(pod, "PodScheduled") or {}).get("status") == "True"
+
+
+def test_graceful_deletion_is_finished_by_the_kubelet(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    """A pod kept by a finalizer shows its containers terminated once it is being deleted."""
+    simulated_nodes(f"one={A100}:1")
+    body = gpu_pod("kept", 1)
+    body["metadata"]["finalizers"] = ["example.com/keep"]
+    create_pod(sim_api, sim_namespace, body)
+    running = wait_running(sim_api, sim_namespace, "kept")
+    started = running["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+    core = core_api(sim_api)
+    core.delete_namespaced_pod("kept", sim_namespace)
+
+    def terminated() -> dict[str, Any] | None:
+        pod = read_pod(sim_api, sim_namespace, "kept")
+        state = pod["status"]["containerStatuses"][0]["state"]
+        return state.get("terminated")
+
+    state = wait_for(terminated, 30, message="container terminated")
+    assert state["startedAt"] == started
+    assert RFC3339_SECONDS.match(state["finishedAt"])
+    core.patch_namespaced_pod("kept", sim_namespace, {"metadata": {"finalizers": None}})
+    wait_for(lambda: pod_or_none(sim_api, sim_namespace, "kept") is None, 30,
+             message="pod gone once its finalizer is removed")
+
+
+def test_mig_slices_are_a_resource_of_their_own(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    sim = simulated_nodes(f"mig={A100}:7:nvidia.com/mig-1g.10gb")
+    node = json.loads(core_api(sim_api).read_node(
+        sim.sim.specs[0].name, _preload_content=False).data)
+    assert node["status"]["allocatable"]["nvidia.com/mig-1g.10gb"] == "7"
+    assert "nvidia.com/gpu" not in node["status"]["allocatable"]
+
+    create_pod(sim_api, sim_namespace, gpu_pod("slice", 3, "nvidia.com/mig-1g.10gb"))
+    wait_running(sim_api, sim_namespace, "slice")
+    create_pod(sim_api, sim_namespace, gpu_pod("whole", 1))
+    cond = wait_unschedulable(sim_api, sim_namespace, "whole")
+    assert cond["message"] == (
+        "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: 0/1 nodes are "
+        "available: 1 Preemption is not helpful for scheduling.")
+    create_pod(sim_api, sim_namespace, gpu_pod("too-many", 5, "nvidia.com/mig-1g.10gb"))
+    cond = wait_unschedulable(sim_api, sim_namespace, "too-many")
+    assert cond["message"] == (
+        "0/1 nodes are available: 1 Insufficient nvidia.com/mig-1g.10gb. preemption: 0/1 nodes "
+        "are available: 1 No preemption victims found for incoming pod.")
+
+
+def test_taints_keep_pods_without_a_matching_toleration_away(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    spec = NodeSpec.parse(f"tainted={H100}:2")
+    spec.taints.append(Taint.parse("nvidia.com/gpu=present:NoSchedule"))
+    simulated_nodes(spec)
+    create_pod(sim_api, sim_namespace, gpu_pod("plain", 1))
+    wrong = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent",
+              "effect": "NoSchedule"}]
+    create_pod(sim_api, sim_namespace, gpu_pod("wrong-value", 1, tolerations=wrong))
+    right = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    create_pod(sim_api, sim_namespace, gpu_pod("tolerant", 1, tolerations=right))
+
+    wait_running(sim_api, sim_namespace, "tolerant")
+    expected = ("0/1 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: "
+                "present}. preemption: 0/1 nodes are available: 1 Preemption is not helpful "
+                "for scheduling.")
+    for name in ("plain", "wrong-value"):
+        assert wait_unschedulable(sim_api, sim_namespace, name)["message"] == expected
+
+
+def test_image_pull_failure_shows_in_container_status_and_events(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:1", pull_fail_images=r"^registry\.invalid/",
+                    pull_backoff=0.2)
+    create_pod(sim_api, sim_namespace, gpu_pod("bad", 1, image="registry.invalid/no/such:1"))
+
+    def waiting_reason() -> str | None:
+        statuses = read_pod(sim_api, sim_namespace, "bad")["status"].get("containerStatuses")
+        waiting = (statuses or [{}])[0].get("state", {}).get("waiting") or {}
+        return waiting.get("reason") if waiting.get("reason") == "ImagePullBackOff" else None
+
+    wait_for(waiting_reason, 30, message="ImagePullBackOff")
+    pod = read_pod(sim_api, sim_namespace, "bad")
+    assert pod["status"]["phase"] == "Pending"
+    assert (condition(pod, "Ready") or {}).get("status") == "False"
+    failed = wait_event(sim_api, sim_namespace, "bad", "Failed")
+    assert failed["type"] == "Warning"
+    assert failed["source"]["component"] == "kubelet"
+    messages = {e["message"] for e in events_for(sim_api, sim_namespace, "bad")
+                if e["reason"] == "Failed"}
+    assert any(m.startswith('Failed to pull image "registry.invalid/no/such:1"')
+               for m in messages), messages
+    wait_event(sim_api, sim_namespace, "bad", "BackOff")
+
+
+def pvc(name: str, storage_class: str | None = None, size: str = "10Gi") -> dict[str, Any]:
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+            "spec": spec}
+
+
+def read_pvc(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    resp = core_api(api).read_namespaced_persistent_volume_claim(
+        name, namespace, _preload_content=False)
+    return dict(json.loads(resp.data))
+
+
+def with_claim(body: dict[str, Any], claim: str) -> dict[str, Any]:
+    body["spec"]["volumes"] = [{"name": "workspace", "persistentVolumeClaim": {
+        "claimName": claim}}]
+    body["spec"]["containers"][0]["volumeMounts"] = [{"name": "workspace",
+                                                      "mountPath": "/workspace"}]
+    return body
+
+
+def test_provisioner_binds_claims_and_pods_mount_them(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:1")
+    core = core_api(sim_api)
+    core.create_namespaced_persistent_volume_claim(sim_namespace, pvc("data", size="50Gi"))
+    claim = wait_for(lambda: (c := read_pvc(sim_api, sim_namespace, "data"))["status"].get(
+        "phase") == "Bound" and c, 30, message="PVC Bound")
+    assert claim["status"]["capacity"]["storage"] == "50Gi"
+    create_pod(sim_api, sim_namespace, with_claim(gpu_pod("user", 1), "data"))
+    wait_running(sim_api, sim_namespace, "user")
+
+
+def test_pod_with_a_missing_claim_waits_in_container_creating(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:1")
+    create_pod(sim_api, sim_namespace, with_claim(gpu_pod("early", 1), "later"))
+    event = wait_event(sim_api, sim_namespace, "early", "FailedMount")
+    assert event["type"] == "Warning" and "later" in event["message"]
+    pod = read_pod(sim_api, sim_namespace, "early")
+    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == (
+        "ContainerCreating")
+
+    core_api(sim_api).create_namespaced_persistent_volume_claim(sim_namespace,
+                                                                        pvc("later"))
+    wait_running(sim_api, sim_namespace, "early")
+
+
+def test_claim_of_a_failing_storage_class_stays_pending(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:1", fail_storage_classes=["broken"])
+    core_api(sim_api).create_namespaced_persistent_volume_claim(
+        sim_namespace, pvc("stuck", storage_class="broken"))
+    event = wait_event(sim_api, sim_namespace, "stuck", "ProvisioningFailed")
+    assert event["type"] == "Warning"
+    assert event["message"] == 'storageclass.storage.k8s.io "broken" not found'
+    assert read_pvc(sim_api, sim_namespace, "stuck")["status"].get("phase") == "Pending"
+
+
+def test_pods_for_other_schedulers_or_nodes_are_left_alone(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:4")
+    create_pod(sim_api, sim_namespace, gpu_pod("manual", 1, schedulerName="manual"))
+    create_pod(sim_api, sim_namespace, gpu_pod("elsewhere", 1, nodeName="not-simulated"))
+    create_pod(sim_api, sim_namespace, gpu_pod("marker", 1))
+    # The marker was created last; once it runs, the others have been seen and skipped.
+    wait_running(sim_api, sim_namespace, "marker")
+    wait_event(sim_api, sim_namespace, "marker", "Started")
+    manual = read_pod(sim_api, sim_namespace, "manual")
+    assert not manual["spec"].get("nodeName")
+    assert condition(manual, "PodScheduled") is None
+    elsewhere = read_pod(sim_api, sim_namespace, "elsewhere")
+    assert elsewhere["status"].get("phase") == "Pending"
+    assert not elsewhere["status"].get("containerStatuses")
+    # ... so a test can drive them by hand
+    core_api(sim_api).patch_namespaced_pod_status("elsewhere", sim_namespace, {
+        "status": {"phase": "Running"}})
+    assert read_pod(sim_api, sim_namespace, "elsewhere")["status"]["phase"] == "Running"
+
+
+def test_restarted_simulator_keeps_running_pods_and_their_gpus(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    first = simulated_nodes(f"one={A100}:1", keep_nodes=True)
+    node_spec = first.sim.specs[0]
+    create_pod(sim_api, sim_namespace, gpu_pod("survivor", 1))
+    started = wait_running(sim_api, sim_namespace, "survivor")["status"]
+    first.stop()
+
+    second = simulated_nodes(NodeSpec(node_spec.name.rsplit("-", 1)[0], A100, 1))
+    assert second.sim.specs[0].name == node_spec.name
+    create_pod(sim_api, sim_namespace, gpu_pod("latecomer", 1))
+    assert "Insufficient nvidia.com/gpu" in wait_unschedulable(
+        sim_api, sim_namespace, "latecomer")["message"]
+    assert read_pod(sim_api, sim_namespace, "survivor")["status"][
+        "containerStatuses"] == started["containerStatuses"]
+
+
+def test_command_line_runs_nodes_until_terminated(
+        sim_kubeconfig: str, sim_api: client.ApiClient, sim_namespace: str) -> None:
+    name = f"cli-{sim_namespace}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubesim", "node", "--kubeconfig", sim_kubeconfig,
+         "--node", f"{name}=NVIDIA-L4:2", "--taint", "dedicated=ml:NoSchedule",
+         "--namespace", sim_namespace],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        assert ready == {"nodes": [name]}
+        node = json.loads(core_api(sim_api).read_node(
+            name, _preload_content=False).data)
+        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-L4"
+        assert node["spec"]["taints"][0]["key"] == "dedicated"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+    def gone() -> bool:
+        try:
+            core_api(sim_api).read_node(name)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+    wait_for(gone, 10, message="node deleted on exit")
