@@ -7,6 +7,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -64,3 +65,76 @@ def kubectl(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
                                  f"{result.stdout}\n{result.stderr}")
         return result
     return run
+
+
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.kubesim.test"},
+    "spec": {
+        "group": "kubesim.test", "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                  "shortNames": ["wd"], "categories": ["gadgets"]},
+        "versions": [{
+            "name": "v1", "served": True, "storage": True,
+            "subresources": {"status": {}},
+            "additionalPrinterColumns": [
+                {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            ],
+            "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {
+                    "metadata": {"type": "object"},
+                    "spec": {
+                        "type": "object", "required": ["size"],
+                        "properties": {
+                            "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                            "color": {"type": "string", "enum": ["red", "blue"],
+                                      "default": "red"},
+                            "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8},
+                            "tags": {"type": "array", "maxItems": 2,
+                                     "items": {"type": "string"}},
+                            "port": {"x-kubernetes-int-or-string": True},
+                            "extra": {"type": "object",
+                                      "x-kubernetes-preserve-unknown-fields": True},
+                            "note": {"type": "string", "nullable": True},
+                            "ratio": {"type": "number", "exclusiveMinimum": True,
+                                      "minimum": 0},
+                        },
+                    },
+                    "status": {"type": "object", "properties": {
+                        "phase": {"type": "string"},
+                        "count": {"type": "integer"},
+                    }},
+                },
+            }},
+        }],
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def widget_crd(api_client: client.ApiClient) -> dict[str, str]:
+    """A namespaced test CRD (kubesim.test/v1 Widget, status subresource, printer columns)."""
+    ext = client.ApiextensionsV1Api(api_client)
+    try:
+        ext.create_custom_resource_definition(WIDGET_CRD)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    return {"group": "kubesim.test", "version": "v1", "plural": "widgets"}
+
+
+@pytest.fixture(scope="session")
+def http(emulator: Emulator) -> Callable[..., Any]:
+    """Raw HTTP against the emulator: http("GET", "/api/v1/pods", json=..., headers=...)."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer kubesim-admin-token"
+
+    def call(method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        return session.request(method, emulator.url + path, **kwargs)
+    return call

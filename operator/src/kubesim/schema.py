@@ -73,6 +73,8 @@ def _prune_object(value: dict[str, Any], schema: dict[str, Any], path: str, out:
     preserve = schema.get("x-kubernetes-preserve-unknown-fields")
     embedded = schema.get("x-kubernetes-embedded-resource")
     for key in list(value):
+        if (root or embedded) and key == "metadata":
+            continue  # ObjectMeta is validated as such, never pruned by the CRD's schema
         sub = props.get(key)
         if sub is None and isinstance(extra, dict):
             sub = extra

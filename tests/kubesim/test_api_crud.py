@@ -1,0 +1,189 @@
+"""Create / get / list / update / delete as kube-apiserver answers them (API conventions)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from kubernetes import client
+
+
+def _cm(name: str, **data: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def test_create_returns_201_with_server_fields(http, namespace):
+    rsp = http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json=_cm("a", k="v"))
+    assert rsp.status_code == 201
+    meta = rsp.json()["metadata"]
+    assert re.fullmatch(r"[0-9a-f-]{36}", meta["uid"])
+    assert meta["resourceVersion"].isdigit()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta["creationTimestamp"])
+    assert meta["namespace"] == namespace
+
+
+def test_resource_version_is_one_global_counter(http, namespace):
+    a = http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json=_cm("a")).json()
+    b = http("POST", f"/api/v1/namespaces/{namespace}/secrets",
+             json={"metadata": {"name": "s"}}).json()
+    assert int(b["metadata"]["resourceVersion"]) > int(a["metadata"]["resourceVersion"])
+    listed = http("GET", f"/api/v1/namespaces/{namespace}/configmaps").json()
+    assert int(listed["metadata"]["resourceVersion"]) >= int(b["metadata"]["resourceVersion"])
+
+
+def test_generate_name(api_client, namespace):
+    core = client.CoreV1Api(api_client)
+    made = core.create_namespaced_config_map(
+        namespace, {"metadata": {"generateName": "gen-"}, "data": {}})
+    assert made.metadata.name.startswith("gen-") and len(made.metadata.name) == 9
+
+
+def test_create_existing_name_is_409_already_exists(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    http("POST", path, json=_cm("dup"))
+    rsp = http("POST", path, json=_cm("dup"))
+    assert rsp.status_code == 409
+    body = rsp.json()
+    assert body["kind"] == "Status" and body["status"] == "Failure"
+    assert body["reason"] == "AlreadyExists" and body["code"] == 409
+    assert body["message"] == 'configmaps "dup" already exists'
+    assert body["details"] == {"name": "dup", "kind": "configmaps"}
+
+
+def test_get_missing_is_404_status(http, namespace):
+    rsp = http("GET", f"/api/v1/namespaces/{namespace}/configmaps/nope")
+    assert rsp.status_code == 404
+    body = rsp.json()
+    assert body["reason"] == "NotFound"
+    assert body["message"] == 'configmaps "nope" not found'
+    assert body["details"]["name"] == "nope"
+
+
+def test_unknown_resource_is_404(http):
+    rsp = http("GET", "/apis/nothing.example/v1/things")
+    assert rsp.status_code == 404
+    assert rsp.json()["reason"] == "NotFound"
+
+
+def test_create_in_missing_namespace_is_404(http):
+    rsp = http("POST", "/api/v1/namespaces/does-not-exist/configmaps", json=_cm("x"))
+    assert rsp.status_code == 404
+    assert rsp.json()["message"] == 'namespaces "does-not-exist" not found'
+
+
+def test_namespace_mismatch_is_400(http, namespace):
+    body = _cm("x")
+    body["metadata"]["namespace"] = "other"
+    rsp = http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json=body)
+    assert rsp.status_code == 400
+    assert rsp.json()["reason"] == "BadRequest"
+
+
+def test_invalid_name_is_422(http, namespace):
+    rsp = http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json=_cm("Bad_Name"))
+    assert rsp.status_code == 422
+    body = rsp.json()
+    assert body["reason"] == "Invalid"
+    assert body["message"].startswith('ConfigMap "Bad_Name" is invalid: metadata.name: '
+                                      'Invalid value: "Bad_Name"')
+    assert body["details"]["causes"][0]["field"] == "metadata.name"
+
+
+def test_put_with_stale_resource_version_is_409(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    first = http("POST", path, json=_cm("c", k="1")).json()
+    current = dict(first, data={"k": "2"})
+    assert http("PUT", f"{path}/c", json=current).status_code == 200
+    stale = dict(first, data={"k": "3"})
+    rsp = http("PUT", f"{path}/c", json=stale)
+    assert rsp.status_code == 409
+    assert rsp.json()["reason"] == "Conflict"
+    assert "the object has been modified" in rsp.json()["message"]
+
+
+def test_noop_update_keeps_resource_version(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    made = http("POST", path, json=_cm("same", k="v")).json()
+    again = http("PUT", f"{path}/same", json=made).json()
+    assert again["metadata"]["resourceVersion"] == made["metadata"]["resourceVersion"]
+
+
+def test_cluster_scoped_and_namespaced(api_client, namespace):
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    name = f"cr-{namespace}"
+    made = rbac.create_cluster_role({"metadata": {"name": name}, "rules": []})
+    assert made.metadata.namespace is None
+    assert name in [r.metadata.name for r in rbac.list_cluster_role().items]
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "r"}, "rules": []})
+    assert [r.metadata.name for r in rbac.list_namespaced_role(namespace).items] == ["r"]
+    rbac.delete_cluster_role(name)
+
+
+def test_list_all_namespaces_and_pagination(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i in range(5):
+        http("POST", path, json=_cm(f"p{i}"))
+    first = http("GET", path, params={"limit": 2}).json()
+    assert [i["metadata"]["name"] for i in first["items"]] == ["p0", "p1"]
+    token = first["metadata"]["continue"]
+    rest = http("GET", path, params={"limit": 10, "continue": token}).json()
+    assert [i["metadata"]["name"] for i in rest["items"]] == ["p2", "p3", "p4"]
+    assert "continue" not in rest["metadata"]
+    everywhere = http("GET", "/api/v1/configmaps").json()
+    assert everywhere["kind"] == "ConfigMapList"
+    assert {"p0", "p4"} <= {i["metadata"]["name"] for i in everywhere["items"]}
+
+
+def test_delete_returns_object_then_404(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    http("POST", path, json=_cm("gone"))
+    rsp = http("DELETE", f"{path}/gone")
+    assert rsp.status_code == 200
+    assert rsp.json()["metadata"]["name"] == "gone"
+    assert http("GET", f"{path}/gone").status_code == 404
+    assert http("DELETE", f"{path}/gone").status_code == 404
+
+
+def test_delete_precondition_uid_mismatch_is_409(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    http("POST", path, json=_cm("pre"))
+    rsp = http("DELETE", f"{path}/pre", json={"preconditions": {"uid": "not-it"}})
+    assert rsp.status_code == 409
+
+
+def test_deletecollection_with_label_selector(api_client, namespace):
+    core = client.CoreV1Api(api_client)
+    for name, team in (("a", "x"), ("b", "x"), ("c", "y")):
+        core.create_namespaced_config_map(
+            namespace, {"metadata": {"name": name, "labels": {"team": team}}})
+    core.delete_collection_namespaced_config_map(namespace, label_selector="team=x")
+    left = [c.metadata.name for c in core.list_namespaced_config_map(namespace).items]
+    assert left == ["c"]
+
+
+def test_secret_string_data_folds_into_data(api_client, namespace):
+    core = client.CoreV1Api(api_client)
+    made = core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "s"}, "stringData": {"k": "hello"}})
+    assert made.data == {"k": "aGVsbG8="} and made.string_data is None
+    assert made.type == "Opaque"
+
+
+def test_wrong_kind_in_body_is_400(http, namespace):
+    rsp = http("POST", f"/api/v1/namespaces/{namespace}/configmaps",
+               json={"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})
+    assert rsp.status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/apis/apps/v1/namespaces/{ns}/deployments",
+                                  "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                                  "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+                                  "/api/v1/namespaces/{ns}/serviceaccounts",
+                                  "/api/v1/namespaces/{ns}/services",
+                                  "/api/v1/namespaces/{ns}/endpoints",
+                                  "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+                                  "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"])
+def test_builtin_kinds_are_served(http, namespace, path):
+    rsp = http("GET", path.format(ns=namespace))
+    assert rsp.status_code == 200
+    assert rsp.json()["items"] == []

@@ -1,0 +1,125 @@
+"""Finalizers and deletionTimestamp, ownerReference garbage collection, namespace deletion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def _widget(http, namespace, name, **meta):
+    return http("POST", f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets", json={
+        "apiVersion": "kubesim.test/v1", "kind": "Widget",
+        "metadata": {"name": name, **meta}, "spec": {"size": 1}}).json()
+
+
+def test_finalizer_holds_deletion_until_removed(http, namespace, widget_crd):
+    path = f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets/f"
+    made = _widget(http, namespace, "f", finalizers=["x.io/hold"])
+    rsp = http("DELETE", path)
+    assert rsp.status_code == 200
+    held = http("GET", path).json()
+    assert held["metadata"]["deletionTimestamp"]
+    assert held["metadata"]["generation"] == made["metadata"]["generation"] + 1
+    assert int(held["metadata"]["resourceVersion"]) > int(made["metadata"]["resourceVersion"])
+    added = http("PATCH", path, headers=MERGE,
+                 json={"metadata": {"finalizers": ["x.io/hold", "x.io/new"]}})
+    assert added.status_code == 422
+    http("PATCH", path, headers=MERGE, json={"metadata": {"finalizers": None}})
+    assert http("GET", path).status_code == 404
+
+
+def test_deleting_twice_keeps_first_timestamp(http, namespace, widget_crd):
+    path = f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets/t"
+    _widget(http, namespace, "t", finalizers=["x.io/hold"])
+    first = http("DELETE", path).json()["metadata"]["deletionTimestamp"]
+    second = http("DELETE", path).json()["metadata"]["deletionTimestamp"]
+    assert first == second
+    http("PATCH", path, headers=MERGE, json={"metadata": {"finalizers": None}})
+
+
+def _owned_cm(http, namespace, name, owner):
+    ref = {"apiVersion": "kubesim.test/v1", "kind": "Widget", "name": owner["metadata"]["name"],
+           "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return http("POST", f"/api/v1/namespaces/{namespace}/configmaps",
+                json={"metadata": {"name": name, "ownerReferences": [ref]}})
+
+
+def test_background_cascade_deletes_dependents(http, namespace, widget_crd):
+    owner = _widget(http, namespace, "owner")
+    assert _owned_cm(http, namespace, "child", owner).status_code == 201
+    http("DELETE", f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets/owner")
+    eventually(lambda: http("GET", f"/api/v1/namespaces/{namespace}/configmaps/child"
+                            ).status_code == 404)
+
+
+def test_orphan_policy_keeps_dependents_without_the_reference(http, namespace, widget_crd):
+    owner = _widget(http, namespace, "o2")
+    _owned_cm(http, namespace, "kept", owner)
+    http("DELETE", f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets/o2",
+         json={"propagationPolicy": "Orphan"})
+    kept = http("GET", f"/api/v1/namespaces/{namespace}/configmaps/kept")
+    assert kept.status_code == 200
+    assert "ownerReferences" not in kept.json()["metadata"]
+
+
+def test_foreground_deletes_dependents_first(http, namespace, widget_crd):
+    owner = _widget(http, namespace, "fg")
+    _owned_cm(http, namespace, "dep", owner)
+    path = f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets/fg"
+    rsp = http("DELETE", path, json={"propagationPolicy": "Foreground"})
+    assert "foregroundDeletion" in rsp.json()["metadata"].get("finalizers", [])
+    eventually(lambda: http("GET", path).status_code == 404)
+    assert http("GET", f"/api/v1/namespaces/{namespace}/configmaps/dep").status_code == 404
+
+
+def test_dependent_with_a_live_second_owner_survives(http, namespace, widget_crd):
+    a, b = _widget(http, namespace, "a"), _widget(http, namespace, "b")
+    refs = [{"apiVersion": "kubesim.test/v1", "kind": "Widget", "name": o["metadata"]["name"],
+             "uid": o["metadata"]["uid"]} for o in (a, b)]
+    http("POST", f"/api/v1/namespaces/{namespace}/configmaps",
+         json={"metadata": {"name": "shared", "ownerReferences": refs}})
+    http("DELETE", f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets/a")
+
+    def unlinked() -> bool:
+        meta = http("GET", f"/api/v1/namespaces/{namespace}/configmaps/shared").json()["metadata"]
+        return [r["name"] for r in meta.get("ownerReferences", [])] == ["b"]
+    eventually(unlinked)
+
+
+def test_namespace_deletion_removes_contents_then_itself(http, widget_crd):
+    name = "doomed-ns"
+    http("POST", "/api/v1/namespaces", json={"metadata": {"name": name}})
+    http("POST", f"/api/v1/namespaces/{name}/configmaps", json={"metadata": {"name": "c"}})
+    _widget(http, name, "held", finalizers=["x.io/hold"])
+    rsp = http("DELETE", f"/api/v1/namespaces/{name}")
+    assert rsp.json()["status"]["phase"] == "Terminating"
+    eventually(lambda: http("GET", f"/api/v1/namespaces/{name}/configmaps/c").status_code == 404)
+    assert http("GET", f"/api/v1/namespaces/{name}").json()["status"]["phase"] == "Terminating"
+    refused = http("POST", f"/api/v1/namespaces/{name}/configmaps",
+                   json={"metadata": {"name": "late"}})
+    assert refused.status_code == 403
+    http("PATCH", f"/apis/kubesim.test/v1/namespaces/{name}/widgets/held", headers=MERGE,
+         json={"metadata": {"finalizers": None}})
+    eventually(lambda: http("GET", f"/api/v1/namespaces/{name}").status_code == 404)
+
+
+def test_new_namespace_is_active_and_labelled(http):
+    made = http("POST", "/api/v1/namespaces", json={"metadata": {"name": "fresh-ns"}}).json()
+    assert made["status"]["phase"] == "Active"
+    assert made["metadata"]["labels"]["kubernetes.io/metadata.name"] == "fresh-ns"
+    http("DELETE", "/api/v1/namespaces/fresh-ns")
+
+
+def test_start_namespaces_exist(http):
+    names = {n["metadata"]["name"] for n in http("GET", "/api/v1/namespaces").json()["items"]}
+    assert {"default", "kube-system"} <= names
