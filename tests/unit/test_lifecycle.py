@@ -130,7 +130,7 @@ def test_pause_closes_the_segment_before_deleting_the_pod_and_keeps_the_volume()
 
 def test_resume_makes_a_new_pod_on_the_same_volume_and_sums_segments() -> None:
     status = {"phase": "Paused", "accruedSeconds": 100, "runningSince": None,
-              "ratePerHour": "1.38", "everRan": True}
+              "ratePerHour": "1.38", "firstStartedAt": "2026-06-07T07:00:00Z"}
     resumed = plan(rental(status=status), up(pod=None), ctx(at=500))
     assert resumed.kinds() == [A.CREATE_POD]
     assert resumed.status["phase"] == "Provisioning"
@@ -214,7 +214,7 @@ def test_volume_failure_uses_the_diagnosis() -> None:
 def test_a_resume_that_cannot_provision_goes_back_to_paused_and_keeps_the_data() -> None:
     pending = PodView(name="r1", uid="p", phase="Pending", deleting=False, unschedulable="full")
     status = {"phase": "Provisioning", "provisioningSince": "2026-06-07T08:00:00Z",
-              "everRan": True, "accruedSeconds": 50}
+              "firstStartedAt": "2026-06-07T07:00:00Z", "accruedSeconds": 50}
     result = plan(rental(status=status), up(pod=pending), ctx(at=600, diagnosis=""))
     assert result.status["phase"] == "Paused"
     assert result.kinds() == [A.DELETE_POD]

@@ -39,10 +39,6 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
     args = operator_parser().parse_args(argv)
     if args.metering_interval <= 0 or args.provisioning_timeout <= 0:
         sys.exit("gpurental-operator: intervals and timeouts must be positive")
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     import gpurental.main  # noqa: F401  (registers the handlers)
 
     memo = kopf.Memo(options={
@@ -52,6 +48,10 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         "api_threads": args.api_threads,
     })
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    if not args.verbose:
+        # kopf logs every handler invocation at INFO; at thousands of rentals that is noise
+        # that hides the operator's own transition lines.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
         clusterwide=not args.namespaces,
         namespaces=args.namespaces,

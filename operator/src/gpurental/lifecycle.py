@@ -244,7 +244,7 @@ class _Planner:
             started = pod.started_at or self.ctx.now
             meter.open_segment(self.status, started)
         self.status.pop("provisioningSince", None)
-        self.status["everRan"] = True
+        self.status.setdefault("firstStartedAt", format_ts(pod.started_at or self.ctx.now))
         self._set_phase(Phase.RUNNING, "Running", f"pod {pod.name} is running")
         self._condition(ConditionType.READY, True, "Running", f"pod {pod.name} is running")
 
@@ -277,8 +277,8 @@ class _Planner:
     def _provisioning_failed(self, message: str) -> None:
         """First provisioning failed: Failed, children removed, nothing billed. A resume that
         fails returns to Paused instead, keeping the user's data."""
-        self._delete_children(keep_volume=bool(self.status.get("everRan")))
-        if self.status.get("everRan"):
+        self._delete_children(keep_volume=bool(self.status.get("firstStartedAt")))
+        if self.status.get("firstStartedAt"):
             self.status.pop("provisioningSince", None)
             self._set_phase(Phase.PAUSED, "ResumeFailed", message, warning=True)
             self._condition(ConditionType.READY, False, "ResumeFailed", message)
@@ -336,9 +336,12 @@ class _Planner:
 
     def _delete(self) -> None:
         """kubectl delete: the same as Stop, then settle into the wallet and let go."""
-        if self.phase not in (Phase.STOPPED, Phase.FAILED):
+        if not self.phase.terminal:
             self._close_all_meters()
+            self.status.pop("provisioningSince", None)
             self.status.setdefault("settledAt", self.now)
+            self._set_phase(Phase.STOPPED, "Deleted", "deleted by the user; settling the bill")
+            self._condition(ConditionType.READY, False, "Deleted", "the rental is being deleted")
         self._delete_children(keep_volume=False)
         children = self.children
         if children.pod or children.pvc or children.secret:
@@ -347,6 +350,8 @@ class _Planner:
         wallet = self.ctx.wallet
         if wallet is not None and self.rental.uid not in wallet.settled_uids:
             self._act(ActionKind.SETTLE, wallet.name)
+            charge = money(meter.billable_cents(self.status, self.ctx.now))
+            self._event("Normal", "Settled", f"final charge {charge} moved to wallet {wallet.name}")
         if FINALIZER in self.rental.finalizers:
             self._act(ActionKind.REMOVE_FINALIZER)
 

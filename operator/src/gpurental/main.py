@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 
 def configure(settings: kopf.OperatorSettings) -> None:
     """kopf's settings, each chosen on purpose."""
-    # Our own finalizer name: kopf never adds its generic marker, and `kubectl get -o yaml`
-    # says what the finalizer protects (settlement of the bill). The reconciler manages it.
-    settings.persistence.finalizer = FINALIZER
+    # kopf's finalizer must differ from the reconciler's own (FINALIZER): kopf strips *its*
+    # finalizer from objects that have no deletion handlers, and this operator has none (it
+    # settles deletions level-based). Sharing the name made kopf undo every add. Under our
+    # prefix, so anything kopf ever adds is recognisably ours.
+    settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
+    assert settings.persistence.finalizer != FINALIZER
     # kopf keeps handler progress and a diff-base in annotations only for change-detecting
     # handlers, which this operator does not use (it is level-based over on.event). Should one
     # be added, it writes under our own prefix and ignores the annotations GitOps tools keep,

@@ -10,6 +10,7 @@ heartbeat, expiry - is a delayed re-add of the rental's key, never a task of its
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import time
@@ -56,6 +57,7 @@ class Controller:
         self._failures: dict[Key, int] = {}
         self._stop_requested: dict[Key, tuple[float, str]] = {}
         self.last_progress = clock.monotonic()
+        self._posting_context: contextvars.Context | None = None
 
     # --- feeding the cache -----------------------------------------------------------------
 
@@ -97,6 +99,12 @@ class Controller:
         return list(self.world.rentals_of_wallet(key))
 
     def enqueue(self, *keys: Key) -> None:
+        """Queue rentals for reconciliation; called from kopf's event handlers only."""
+        if self._posting_context is None:
+            # kopf.event() finds its poster through context variables that kopf sets only
+            # while it processes a watch event; the workers run outside any such context,
+            # so they post events inside a copy of the first handler's context.
+            self._posting_context = contextvars.copy_context()
         for key in keys:
             self.queue.add(key)
 
@@ -294,7 +302,10 @@ class Controller:
                          "metadata": {"name": view.name, "namespace": view.namespace,
                                       "uid": view.uid}})
         for event in plan.events:
-            kopf.event(ref, type=event.type, reason=event.reason, message=event.message)
+            log.info("%s/%s: %s %s", view.namespace, view.name, event.reason, event.message)
+            if self._posting_context is not None:
+                self._posting_context.run(kopf.event, ref, type=event.type,
+                                          reason=event.reason, message=event.message)
 
     async def _create(self, view: RentalView, action: Action) -> None:
         assert action.body is not None
