@@ -66,8 +66,9 @@ def test_live_events_reach_watcher(api_client, namespace):
 
 
 def test_too_old_version_is_410_gone(emulator, tmp_path):
-    from kubesim.launch import start_emulator
     import requests
+
+    from kubesim.launch import start_emulator
 
     with start_emulator(tmp_path, extra_args=("--history-size", "5")) as small:
         base = small.url + "/api/v1/namespaces/default/configmaps"

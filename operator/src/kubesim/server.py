@@ -79,7 +79,7 @@ class Server:
                            "request from succeeding", {})
             return _json(500, dumps(err.status()))
         finally:
-            if self.record.enabled:
+            if self.record.enabled and not path.startswith("/_kubesim/"):
                 self.record.add(request.method, path, request.query_string, info,
                                 identity.user, status, started)
 
