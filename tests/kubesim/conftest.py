@@ -8,6 +8,7 @@ are cluster-wide and must not leak into (or be disturbed by) other suites.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -123,3 +124,133 @@ def simulated_nodes(sim_kubeconfig: str, sim_namespace: str
     yield start
     for sim in reversed(started):
         sim.stop()
+
+
+# -- a CRD of the suite's own, with every printer-column type and schema rule kubectl shows ----
+
+GADGET_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.conformance.kubesim.dev
+spec:
+  group: conformance.kubesim.dev
+  scope: Namespaced
+  names:
+    kind: Gadget
+    listKind: GadgetList
+    plural: gadgets
+    singular: gadget
+    shortNames: [gd]
+    categories: [conformance]
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources:
+        status: {}
+      additionalPrinterColumns:
+        - {name: Size, type: string, jsonPath: .spec.size}
+        - {name: Replicas, type: integer, jsonPath: .spec.replicas}
+        - {name: Ready, type: boolean, jsonPath: .status.ready}
+        - {name: Ratio, type: number, jsonPath: .status.ratio, priority: 1}
+        - {name: Owner, type: string, jsonPath: .spec.owner, priority: 1}
+        - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+      schema:
+        openAPIV3Schema:
+          type: object
+          description: "A Gadget: something small with a size."
+          required: [spec]
+          properties:
+            spec:
+              type: object
+              description: "What the user wants."
+              required: [size]
+              properties:
+                size:
+                  type: string
+                  description: "How big the gadget is."
+                  enum: [small, large]
+                replicas:
+                  type: integer
+                  minimum: 1
+                  maximum: 10
+                  default: 1
+                owner:
+                  type: string
+                  pattern: '^[a-z]+$'
+                tags:
+                  type: array
+                  maxItems: 3
+                  items: {type: string}
+            status:
+              type: object
+              properties:
+                ready: {type: boolean}
+                ratio: {type: number}
+"""
+
+GIZMO_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.conformance.kubesim.dev
+spec:
+  group: conformance.kubesim.dev
+  scope: Cluster
+  names:
+    kind: Gizmo
+    listKind: GizmoList
+    plural: gizmos
+    singular: gizmo
+    shortNames: [gz]
+    categories: [conformance]
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      additionalPrinterColumns:
+        - {name: Colour, type: string, jsonPath: .spec.colour}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                colour: {type: string}
+"""
+
+
+@pytest.fixture(scope="session")
+def gadget_crds(sim_kubectl: Kubectl) -> None:
+    """The Gadget (namespaced) and Gizmo (cluster-scoped) CRDs, installed and Established."""
+    sim_kubectl("apply", "-f", "-", input=GADGET_CRD + "---\n" + GIZMO_CRD)
+    sim_kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                "crd/gadgets.conformance.kubesim.dev", "crd/gizmos.conformance.kubesim.dev")
+
+
+def split_table(text: str) -> list[dict[str, str]]:
+    """Rows of a ``kubectl get`` table as {HEADER: cell}, cut at the header's column starts.
+
+    kubectl's tabwriter left-aligns every cell under its header, so the header words' offsets
+    are the column boundaries (headers may contain spaces, e.g. ``RAN FOR``; cells never start
+    mid-header). Empty cells come back as "".
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"(?:^|(?<=\s{2}))\S", header)]
+    names = [header[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    rows = []
+    for line in lines[1:]:
+        cells = [line[a:b].strip() if a < len(line) else ""
+                 for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        rows.append(dict(zip(names, cells, strict=True)))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def parse_table() -> Callable[[str], list[dict[str, str]]]:
+    return split_table
