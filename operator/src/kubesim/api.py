@@ -18,7 +18,7 @@ from .errors import ApiError
 from .resources import ResourceType
 from .routing import Target
 from .selectors import Matcher, combine, field_matcher, label_matcher
-from .store import Store, dumps, now_rfc3339
+from .store import Store, dumps, loads, now_rfc3339
 from .watch import Stored
 
 JSON = "application/json"
@@ -50,7 +50,7 @@ def parse_body(raw: bytes, content_type: str) -> Any:
     try:
         if "yaml" in content_type:
             return yaml.safe_load(raw)
-        return json.loads(raw)
+        return loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from exc
 
@@ -144,7 +144,7 @@ class Api:
                 if target.subresource:
                     raise errors.not_found(rt.plural, rt.group, target.name)
                 return self._apply_create(target, query, body, warnings)
-        current = json.loads(self.store.get(rt, ns if rt.namespaced else "", target.name).raw)
+        current = loads(self.store.get(rt, ns if rt.namespaced else "", target.name).raw)
         if kind == "application/json-patch+json":
             patched = patch.json_patch(current, body)
         elif kind == "application/strategic-merge-patch+json":
@@ -204,7 +204,7 @@ class Api:
             raise errors.invalid("Binding", "", target.name, [errors.FieldError(
                 "target.name", "FieldValueRequired", show_value=False)])
         current = self.store.get(target.rt, ns, target.name)
-        pod = json.loads(current.raw)
+        pod = loads(current.raw)
         if pod.get("spec", {}).get("nodeName"):
             raise errors.conflict("pods", "", target.name,
                                   f'pod {target.name} is already assigned to node '

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 
 from .errors import ApiError
-from .store import NS_GR, Store
+from .store import NS_GR, Store, loads
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +119,6 @@ class Controllers:
             return
         if found.obj["metadata"].get("finalizers"):
             return  # someone else's finalizer: the namespace goes when they remove it
-        obj = json.loads(found.raw)
+        obj = loads(found.raw)
         obj.setdefault("spec", {})["finalizers"] = []
         store._commit(ns_type, obj, found, "DELETED")
