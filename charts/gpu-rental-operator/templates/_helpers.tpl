@@ -1,0 +1,85 @@
+{{/* Names, labels and the operator's command line. */}}
+
+{{- define "gpu-rental-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "gpu-rental-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "gpu-rental-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "gpu-rental-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gpu-rental-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "gpu-rental-operator.labels" -}}
+helm.sh/chart: {{ include "gpu-rental-operator.chart" . }}
+{{ include "gpu-rental-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: gpu-rental-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "gpu-rental-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "gpu-rental-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "gpu-rental-operator.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* kopf peering object name (HA only). */}}
+{{- define "gpu-rental-operator.peeringName" -}}
+{{- default (include "gpu-rental-operator.fullname" .) .Values.ha.peeringName }}
+{{- end }}
+
+{{/*
+The operator's arguments. Flags are the contract's (CONTRACT.md, "Running the operator");
+--peering/--priority only with ha.enabled, where each replica's priority is its StatefulSet
+pod index (kopf freezes every operator when two share a priority).
+*/}}
+{{- define "gpu-rental-operator.args" -}}
+{{- if .Values.watchNamespaces }}
+{{- range .Values.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- else }}
+- --all-namespaces
+{{- end }}
+- --metrics-port={{ .Values.metrics.port }}
+- --metering-interval={{ .Values.metering.interval }}
+- --provisioning-timeout={{ .Values.provisioning.timeout }}
+{{- if .Values.ha.enabled }}
+- --peering={{ include "gpu-rental-operator.peeringName" . }}
+- --priority=$(GPURENTAL_PEERING_PRIORITY)
+{{- end }}
+{{- with .Values.extraArgs }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
