@@ -1,0 +1,187 @@
+"""An emulated GPU cluster with the real operator running on it, for tests, demo and bench.
+
+Owns process orchestration only: the API emulator, the simulated GPU nodes and the operator
+each run as their own subprocess (their own GIL, killable with SIGKILL like a real pod), and
+talk to each other only over HTTP. Nothing here reaches into any of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from kubesim.launch import Emulator, start_emulator
+
+ROOT = Path(__file__).resolve().parents[3]
+CRDS = ROOT / "crds"
+BIN = Path(sys.executable).parent
+KUBECTL = BIN / "kubectl"
+
+DEFAULT_NODES = (
+    "gpu-4090-a=NVIDIA-GeForce-RTX-4090:4",
+    "gpu-4090-b=NVIDIA-GeForce-RTX-4090:4",
+    "gpu-h100-a=NVIDIA-H100-80GB-HBM3:2",
+    "gpu-a100-mig=NVIDIA-A100-SXM4-80GB:7:nvidia.com/mig-1g.10gb",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    src = str(ROOT / "operator" / "src")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _stop(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM,
+          timeout: float = 15.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class OperatorProcess:
+    """The real `gpurental-operator` console script against the emulator."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.args = list(args)
+        self.extra_env = env or {}
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def start(self, timeout: float = 60.0) -> OperatorProcess:
+        self.starts += 1
+        log = open(self.workdir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115
+        cmd = [str(BIN / "gpurental-operator"), "--metrics-port", str(self.port), *self.args]
+        env = {**_env(), "KUBECONFIG": str(self.kubeconfig), **self.extra_env}
+        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"operator exited with {self.process.returncode}; see "
+                                   f"{self.workdir}/operator-{self.starts}.log")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                    return
+            time.sleep(0.1)
+        raise TimeoutError("operator did not become healthy")
+
+    def kill(self) -> None:
+        """SIGKILL, as the kubelet does when a pod's grace period runs out."""
+        _stop(self.process, signal.SIGKILL)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def log_text(self) -> str:
+        return "".join(p.read_text(errors="replace")
+                       for p in sorted(self.workdir.glob("operator-*.log")))
+
+
+class GpuNodes:
+    """The simulated kubelet + scheduler + PVC provisioner, as a subprocess."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, nodes: Sequence[str] = DEFAULT_NODES,
+                 args: Sequence[str] = ()) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.nodes = list(nodes)
+        self.args = list(args)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> GpuNodes:
+        log = open(self.workdir / "nodes.log", "wb")  # noqa: SIM115
+        cmd = [sys.executable, "-m", "kubesim", "node", "--kubeconfig", str(self.kubeconfig)]
+        for node in self.nodes:
+            cmd += ["--node", node]
+        self.process = subprocess.Popen([*cmd, *self.args], stdout=log,
+                                        stderr=subprocess.STDOUT, env=_env())
+        log.close()
+        return self
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+class Cluster:
+    """Emulator + CRDs + simulated GPU nodes (+ an operator, when asked)."""
+
+    def __init__(self, workdir: Path, nodes: Sequence[str] = DEFAULT_NODES,
+                 node_args: Sequence[str] = (), emulator: Emulator | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._owns_emulator = emulator is None
+        self.emulator = emulator or start_emulator(self.workdir / "kubesim")
+        self.kubeconfig = Path(self.emulator.kubeconfig)
+        self.kubectl("apply", "-f", str(CRDS))
+        self.nodes = GpuNodes(self.kubeconfig, self.workdir, nodes, node_args).start()
+        self.operators: list[OperatorProcess] = []
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        cmd = [str(KUBECTL), f"--kubeconfig={self.kubeconfig}",
+               f"--cache-dir={self.workdir / 'kubectl-cache'}", *args]
+        result = subprocess.run(cmd, input=input, capture_output=True, text=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stdout}"
+                               f"{result.stderr}")
+        return result
+
+    def start_operator(self, *args: str, env: dict[str, str] | None = None) -> OperatorProcess:
+        workdir = self.workdir / f"operator-{len(self.operators)}"
+        workdir.mkdir(exist_ok=True)
+        operator = OperatorProcess(self.kubeconfig, workdir, args, env).start()
+        self.operators.append(operator)
+        return operator
+
+    def close(self) -> None:
+        for operator in self.operators:
+            operator.stop()
+        self.nodes.stop()
+        if self._owns_emulator:
+            self.emulator.stop()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,82 @@
+"""End-to-end fixtures: the real operator process on the emulated GPU cluster.
+
+One cluster and one operator serve the whole session; each test works in its own namespace,
+so tests never see each other's rentals. Tests that kill the operator restart it before they
+return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from e2e_support import Rentals
+from kubernetes import client
+
+from gpurental_dev.cluster import Cluster, OperatorProcess
+from kubesim.launch import Emulator
+
+TEST_OFFERS = """
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
+metadata: {name: rtx4090}
+spec:
+  gpu: {product: NVIDIA-GeForce-RTX-4090}
+  pricePerGpuHour: "0.69"
+  storagePricePerGiBHour: "0.0001"
+  maxGpus: 4
+  tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+---
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
+metadata: {name: a100-mig}
+spec:
+  gpu: {product: NVIDIA-A100-SXM4-80GB, resourceName: nvidia.com/mig-1g.10gb}
+  pricePerGpuHour: "0.40"
+---
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
+metadata: {name: quickfail}
+spec:
+  gpu: {product: NVIDIA-GeForce-RTX-4090}
+  pricePerGpuHour: "0.69"
+  provisioningTimeout: 3s
+---
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
+metadata: {name: nowhere}
+spec:
+  gpu: {product: NVIDIA-B200}
+  pricePerGpuHour: "5.00"
+  provisioningTimeout: 3s
+"""
+
+
+@pytest.fixture(scope="session")
+def cluster(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with Cluster(tmp_path_factory.mktemp("cluster"), emulator=emulator,
+                 node_args=["--pull-fail-images", r"^registry\.invalid/",
+                            "--fail-storage-class", "broken"]) as cluster:
+        cluster.kubectl("apply", "-f", "-", input=TEST_OFFERS)
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster) -> OperatorProcess:
+    return cluster.start_operator("--metering-interval", "2", "--provisioning-timeout", "120")
+
+
+@pytest.fixture
+def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def rentals(operator: OperatorProcess, custom: client.CustomObjectsApi,
+            core: client.CoreV1Api, namespace: str) -> Rentals:
+    return Rentals(custom, core, namespace)
