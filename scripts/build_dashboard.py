@@ -178,23 +178,23 @@ def layout() -> list[tuple[Panel, int, int]]:
         (row("Overview"), 24, 1),
         (stat(
             "Active instances", "Rentals currently Running (the seed's first KPI card).",
-            [target(f"sum(gpurental_active_rentals{{{NS_OFFER}}})", "Running")],
+            [target(f"sum(gpurental_active_rentals{{{NS_OFFER}}}) or vector(0)", "Running")],
             decimals=0,
         ), 6, 5),
         (stat(
             "Hourly burn", "Combined hourly rate of every Running rental.",
-            [target(f"sum(gpurental_hourly_burn_dollars{{{NS_OFFER}}})", "USD/h")],
+            [target(f"sum(gpurental_hourly_burn_dollars{{{NS_OFFER}}}) or vector(0)", "USD/h")],
             unit="currencyUSD", decimals=2,
         ), 6, 5),
         (stat(
             "Session spend",
             "Total charged since the operator started (the seed's billing session).",
-            [target(f"sum(gpurental_charged_cents_total{{{NS_OFFER}}}) / 100", "USD")],
+            [target(f"sum(gpurental_charged_cents_total{{{NS_OFFER}}}) / 100 or vector(0)", "USD")],
             unit="currencyUSD", decimals=2,
         ), 6, 5),
         (stat(
             "Failed rentals", "Rentals that did not provision; their charge is refunded.",
-            [target(f'sum(gpurental_rentals{{{NS}, phase="Failed"}})', "Failed")],
+            [target(f'sum(gpurental_rentals{{{NS}, phase="Failed"}}) or vector(0)', "Failed")],
             decimals=0, steps=(("green", None), ("red", 1)),
         ), 6, 5),
 
@@ -321,7 +321,7 @@ def layout() -> list[tuple[Panel, int, int]]:
                        "p50 {{result}}", "B"),
             ],
             unit="s",
-        ), 8, 8),
+        ), 12, 8),
         (timeseries(
             "Reconciles and errors", "Reconciles per second by result, reconcile errors and "
             "Kubernetes API errors by verb and code.",
@@ -335,7 +335,14 @@ def layout() -> list[tuple[Panel, int, int]]:
                        "API {{verb}} {{code}}", "C"),
             ],
             unit="ops",
-        ), 8, 8),
+        ), 12, 8),
+        (timeseries(
+            "Kubernetes API latency", "p99 of the operator's API calls by verb.",
+            [target("histogram_quantile(0.99, sum by (le, verb) "
+                    f"(rate(gpurental_api_request_duration_seconds_bucket[{RATE}])))",
+                    "p99 {{verb}}")],
+            unit="s",
+        ), 12, 8),
         (timeseries(
             "Stop and pause latency",
             "p99 from a stop or pause request to the pod's deletion call; the seed promises "
@@ -344,7 +351,7 @@ def layout() -> list[tuple[Panel, int, int]]:
                     f"(rate(gpurental_stop_latency_seconds_bucket[{RATE}])))",
                     "p99 {{action}}")],
             unit="s", steps=(("green", None), ("red", 0.1)),
-        ), 8, 8),
+        ), 12, 8),
     ]
 
 

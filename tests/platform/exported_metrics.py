@@ -51,6 +51,9 @@ EXPORTED_METRICS: dict[str, Metric] = {
     "gpurental_api_errors_total": Metric(
         "counter", ("verb", "code"), "Kubernetes API calls that failed."
     ),
+    "gpurental_api_request_duration_seconds": Metric(
+        "histogram", ("verb",), "Kubernetes API call latency."
+    ),
     "gpurental_stop_latency_seconds": Metric(
         "histogram", ("action",), "From a stop or pause request to the pod's deletion call."
     ),

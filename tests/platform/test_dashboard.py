@@ -94,9 +94,9 @@ def test_queries_group_and_filter_only_by_labels_the_metric_has(dashboard):
 def test_the_seeds_kpi_cards(dashboard):
     stats = {p["title"]: p for p in panels(dashboard) if p["type"] == "stat"}
     expected = {
-        "Active instances": "sum(gpurental_active_rentals{...})",
-        "Hourly burn": "sum(gpurental_hourly_burn_dollars{...})",
-        "Session spend": "sum(gpurental_charged_cents_total{...}) / 100",
+        "Active instances": "sum(gpurental_active_rentals{...}) or vector(0)",
+        "Hourly burn": "sum(gpurental_hourly_burn_dollars{...}) or vector(0)",
+        "Session spend": "sum(gpurental_charged_cents_total{...}) / 100 or vector(0)",
     }
     for title, shape in expected.items():
         (t,) = stats[title]["targets"]
@@ -124,7 +124,7 @@ def test_panels_cover_the_issue(dashboard):
         "Hourly burn by namespace and offer", "Spend rate by namespace and offer",
         "Rentals by phase", "Wallets", "Wallet remaining budget", "Wallet time to exhaustion",
         "Provisioning failures by reason", "Reconcile duration", "Reconciles and errors",
-        "Stop and pause latency",
+        "Stop and pause latency", "Kubernetes API latency",
     ):
         assert wanted in titles
 
