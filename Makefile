@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 demo: $(STAMP)
-	$(PY) -m gpurental_demo
+	$(PY) -m gpurental_dev.demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
