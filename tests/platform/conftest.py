@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# The helper modules next to this file (exported_metrics, promql, crd_schema) are imported by
+# name; make that work in any pytest import mode (prepend or importlib).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO / ".tools" / "bin"
 VENV_BIN = Path(sys.executable).parent
