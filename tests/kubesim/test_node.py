@@ -492,3 +492,54 @@ def test_command_line_runs_nodes_until_terminated(
             return exc.status == 404
         return False
     wait_for(gone, 10, message="node deleted on exit")
+
+
+def admin(url: str, method: str, body: dict[str, Any] | None = None) -> Any:
+    """Call the emulator's /_kubesim/faults admin endpoint."""
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{url}/_kubesim/faults", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def test_survives_dropped_watches_410_gone_and_server_errors(
+        sim_emulator: Any, sim_api: client.ApiClient, sim_namespace: str,
+        simulated_nodes: Nodes) -> None:
+    faults = [
+        {"verb": "watch", "resource": "pods", "namespace": sim_namespace, "watch": "gone",
+         "after_events": 2, "count": 2},
+        {"verb": "watch", "resource": "pods", "namespace": sim_namespace, "watch": "drop",
+         "after_events": 3, "count": 2},
+        {"verb": "watch", "resource": "persistentvolumeclaims", "namespace": sim_namespace,
+         "watch": "gone", "after_events": 0, "count": 1},
+        {"verb": "patch", "resource": "pods", "namespace": sim_namespace, "code": 500,
+         "rate": 0.5, "count": 4},
+        {"verb": "patch", "resource": "pods", "namespace": sim_namespace, "code": 429,
+         "retry_after": 1, "count": 1},
+    ]
+    for rule in faults:
+        admin(sim_emulator.url, "POST", rule)
+    try:
+        simulated_nodes(f"four={A100}:4")
+        for i in range(6):
+            create_pod(sim_api, sim_namespace, gpu_pod(f"p{i}", 1))
+        wait_for(lambda: sum(read_pod(sim_api, sim_namespace, f"p{i}")["status"].get("phase")
+                             == "Running" for i in range(6)) == 4, 60, message="4 running")
+        pending = [f"p{i}" for i in range(6)
+                   if read_pod(sim_api, sim_namespace, f"p{i}")["status"]["phase"] == "Pending"]
+        for name in pending:
+            wait_unschedulable(sim_api, sim_namespace, name)
+        running = sorted({f"p{i}" for i in range(6)} - set(pending))
+        for name in running[:2]:
+            core_api(sim_api).delete_namespaced_pod(name, sim_namespace)
+        for name in pending:
+            wait_running(sim_api, sim_namespace, name, timeout=60)
+        left = {(r["watch"] or r["code"], r["resource"]): r["count"]
+                for r in admin(sim_emulator.url, "GET")["faults"]}
+        # the watch faults really fired: both informers went through 410 Gone and drops
+        assert left[("gone", "pods")] == left[("drop", "pods")] == 0, left
+        assert left[("gone", "persistentvolumeclaims")] == 0, left
+    finally:
+        admin(sim_emulator.url, "DELETE")

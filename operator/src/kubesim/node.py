@@ -302,8 +302,9 @@ def _ssl_context(cluster: Obj, user: Obj) -> ssl.SSLContext:
 class KubeClient:
     """A minimal asynchronous Kubernetes REST client (JSON in, JSON out) over aiohttp."""
 
-    def __init__(self, config: ClusterConfig, *, max_connections: int = 32):
+    def __init__(self, config: ClusterConfig, *, max_connections: int = 32, retries: int = 6):
         self.config = config
+        self.retries = retries
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -326,17 +327,31 @@ class KubeClient:
     async def request(self, method: str, path: str, body: Obj | None = None, *,
                       params: dict[str, str] | None = None,
                       content_type: str = "application/json") -> Obj:
-        """Send one request; return the decoded JSON body or raise :class:`ApiError`."""
+        """Send one request; return the decoded JSON body or raise :class:`ApiError`.
+
+        Transient failures (429, 5xx, dropped connections) are retried with backoff, honouring
+        Retry-After, as client-go does: a kubelet must not give up a status write on a blip.
+        """
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else None
-        async with self.session.request(
-                method, self.config.server + path, data=data, params=params, headers=headers,
-                timeout=aiohttp.ClientTimeout(total=60)) as resp:
-            raw = await resp.read()
-            decoded = _decode(raw)
-            if resp.status >= 400:
-                raise ApiError(resp.status, decoded)
-            return decoded
+        for attempt in range(self.retries + 1):
+            delay = min(0.1 * 2**attempt, 2.0)
+            try:
+                async with self.session.request(
+                        method, self.config.server + path, data=data, params=params,
+                        headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                    decoded = _decode(await resp.read())
+                    if resp.status < 400:
+                        return decoded
+                    error = ApiError(resp.status, decoded)
+                    if resp.status not in RETRIABLE or attempt == self.retries:
+                        raise error
+                    delay = max(delay, _retry_after(resp.headers.get("Retry-After")))
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                if attempt == self.retries:
+                    raise
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def watch(self, path: str, params: dict[str, str],
                     read_timeout: float) -> AsyncIterator[Obj]:
@@ -355,6 +370,16 @@ class KubeClient:
                         yield json.loads(line)
             if buffer.strip():
                 yield json.loads(buffer)
+
+
+RETRIABLE = frozenset({429, 500, 502, 503, 504})
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(float(value or 0), 5.0)
+    except ValueError:
+        return 0.0
 
 
 def _decode(raw: bytes) -> Obj:
