@@ -39,6 +39,8 @@ def test_crd_is_discoverable_with_names(http, widget_crd):
     assert widgets["kind"] == "Widget" and widgets["namespaced"] is True
     assert widgets["shortNames"] == ["wd"] and widgets["categories"] == ["gadgets"]
     assert widgets["singularName"] == "widget"
+    assert widgets["verbs"] == ["delete", "deletecollection", "get", "list", "patch", "create",
+                                "update", "watch"]
     assert "widgets/status" in resources
 
 

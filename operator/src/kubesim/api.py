@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from . import errors, patch, tables
+from . import errors, patch, protobuf, tables
 from .errors import ApiError
 from .resources import ResourceType
 from .routing import Target
@@ -47,6 +47,8 @@ def selector(target: Target, query: Mapping[str, str]) -> Matcher | None:
 def parse_body(raw: bytes, content_type: str) -> Any:
     if not raw:
         raise errors.bad_request("the body of the request was empty")
+    if "protobuf" in content_type:
+        return protobuf.decode(raw)
     try:
         if "yaml" in content_type:
             return yaml.safe_load(raw)

@@ -16,6 +16,8 @@ VERSION_INFO = {
     "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.26",
     "compiler": "gc", "platform": "linux/amd64",
 }
+# apiextensions-apiserver lists a custom resource's verbs in this (unsorted) order.
+CUSTOM_VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
 _SUB_VERBS = {"status": ["get", "patch", "update"], "binding": ["create"]}
 _SUB_KIND = {"binding": "Binding"}
 
@@ -44,7 +46,7 @@ def api_group(registry: Registry, group: str) -> dict[str, Any] | None:
 
 
 def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
-    verbs = list(ALL_VERBS)
+    verbs = list(CUSTOM_VERBS if rt.custom else ALL_VERBS)
     if rt.group_resource == ("", "namespaces"):
         verbs.remove("deletecollection")
     main: dict[str, Any] = {

@@ -133,3 +133,50 @@ def _qos_class(spec: dict[str, Any]) -> str:
         for r in res for k in ("cpu", "memory")
     ) if res else False
     return "Guaranteed" if guaranteed else "Burstable"
+
+
+_SCHEMA_PROPS = frozenset((
+    "id", "$schema", "$ref", "description", "type", "format", "title", "default", "maximum",
+    "exclusiveMaximum", "minimum", "exclusiveMinimum", "maxLength", "minLength", "pattern",
+    "maxItems", "minItems", "uniqueItems", "multipleOf", "enum", "maxProperties",
+    "minProperties", "required", "items", "allOf", "oneOf", "anyOf", "not", "properties",
+    "additionalProperties", "patternProperties", "dependencies", "additionalItems",
+    "definitions", "externalDocs", "example", "nullable", "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource", "x-kubernetes-int-or-string", "x-kubernetes-list-map-keys",
+    "x-kubernetes-list-type", "x-kubernetes-map-type", "x-kubernetes-validations",
+))
+
+
+def drop_unknown_fields(rt: ResourceType, obj: dict[str, Any]) -> list[str]:
+    """Decoding a built-in kind drops fields its Go type lacks; returns their paths.
+
+    Only CRDs' JSONSchemaProps are checked: a typo there (or a YAML flow map whose comma made a
+    stray key) is the mistake that matters for this project.
+    """
+    if (rt.group, rt.plural) != ("apiextensions.k8s.io", "customresourcedefinitions"):
+        return []
+    unknown: list[str] = []
+    for i, version in enumerate((obj.get("spec") or {}).get("versions") or []):
+        schema = (version.get("schema") or {}).get("openAPIV3Schema")
+        if isinstance(schema, dict):
+            _walk_schema(schema, f"spec.versions[{i}].schema.openAPIV3Schema", unknown)
+    return unknown
+
+
+def _walk_schema(schema: dict[str, Any], path: str, unknown: list[str]) -> None:
+    for key in list(schema):
+        if key not in _SCHEMA_PROPS:
+            unknown.append(f"{path}.{key}")
+            del schema[key]
+    for key in ("properties", "patternProperties", "definitions"):
+        for name, sub in (schema.get(key) or {}).items():
+            if isinstance(sub, dict):
+                _walk_schema(sub, f"{path}.{key}[{name}]", unknown)
+    for key in ("items", "additionalProperties", "not", "additionalItems"):
+        sub = schema.get(key)
+        if isinstance(sub, dict):
+            _walk_schema(sub, f"{path}.{key}", unknown)
+    for key in ("allOf", "oneOf", "anyOf"):
+        for j, sub in enumerate(schema.get(key) or []):
+            if isinstance(sub, dict):
+                _walk_schema(sub, f"{path}.{key}[{j}]", unknown)

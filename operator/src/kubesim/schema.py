@@ -139,13 +139,13 @@ def _validate(value: Any, schema: dict[str, Any], path: str, out: Outcome) -> No
             actual = _TYPE_NAMES.get(type(value), "unknown")
             errors.append(FieldError(path, "FieldValueTypeInvalid",
                                      f'{path} in body must be of type integer,string: '
-                                     f'"{actual}"', value))
+                                     f'"{actual}"', actual))
             return
     elif schema.get("type") and not _type_ok(value, schema["type"]):
         actual = _TYPE_NAMES.get(type(value), "unknown")
         errors.append(FieldError(path, "FieldValueTypeInvalid",
                                  f'{path} in body must be of type {schema["type"]}: "{actual}"',
-                                 value))
+                                 actual))
         return
     _check_enum(value, schema, path, errors)
     if isinstance(value, str):

@@ -234,13 +234,17 @@ class Store:
         problems = _validate_meta(obj["metadata"], rt)
         if rt.custom:
             outcome = schema.admit(obj, rt.schema)
-            if outcome.unknown:
-                if strict:
-                    raise errors.bad_request("strict decoding error: " + ", ".join(
-                        f'unknown field "{p}"' for p in outcome.unknown))
-                if warnings is not None:
-                    warnings.extend(f'unknown field "{p}"' for p in outcome.unknown)
+            unknown = outcome.unknown
             problems += outcome.errors
+        else:
+            unknown = kinds.drop_unknown_fields(rt, obj)
+        if unknown:
+            if strict:
+                raise errors.bad_request(
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in unknown))
+            if warnings is not None:
+                warnings.extend(f'unknown field "{p}"' for p in unknown)
         if problems:
             raise errors.invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), problems)
 
