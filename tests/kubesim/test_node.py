@@ -543,3 +543,32 @@ def test_survives_dropped_watches_410_gone_and_server_errors(
         assert left[("gone", "persistentvolumeclaims")] == 0, left
     finally:
         admin(sim_emulator.url, "DELETE")
+
+
+def test_hundreds_of_pods_are_scheduled_and_rescheduled_quickly(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    """300 pods on 250 GPUs: 250 run, 50 wait; freeing 50 GPUs runs the 50 waiting pods."""
+    specs = [NodeSpec(f"big{i}", H100, 125, pods=500) for i in range(2)]
+    simulated_nodes(*specs)
+    core = core_api(sim_api)
+    started = time.monotonic()
+    for i in range(300):
+        core.create_namespaced_pod(sim_namespace, gpu_pod(f"p{i:03d}", 1))
+
+    def phases() -> dict[str, list[str]]:
+        resp = core.list_namespaced_pod(sim_namespace, _preload_content=False)
+        out: dict[str, list[str]] = {}
+        for pod in json.loads(resp.data)["items"]:
+            unschedulable = (condition(pod, "PodScheduled") or {}).get("reason")
+            key = "Unschedulable" if unschedulable == "Unschedulable" else pod["status"]["phase"]
+            out.setdefault(key, []).append(pod["metadata"]["name"])
+        return out
+
+    state = wait_for(lambda: (p := phases()) and len(p.get("Running", [])) == 250
+                     and len(p.get("Unschedulable", [])) == 50 and p, 120,
+                     message="250 Running and 50 Unschedulable")
+    for name in state["Running"][:50]:
+        core.delete_namespaced_pod(name, sim_namespace)
+    wait_for(lambda: len(phases().get("Running", [])) == 250
+             and not phases().get("Unschedulable"), 120, message="the 50 waiting pods run")
+    assert time.monotonic() - started < 120
