@@ -187,3 +187,14 @@ def test_builtin_kinds_are_served(http, namespace, path):
     rsp = http("GET", path.format(ns=namespace))
     assert rsp.status_code == 200
     assert rsp.json()["items"] == []
+
+
+def test_custom_resource_put_requires_resource_version(http, namespace, widget_crd):
+    path = f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets"
+    made = http("POST", path, json={"apiVersion": "kubesim.test/v1", "kind": "Widget",
+                                    "metadata": {"name": "u"}, "spec": {"size": 1}}).json()
+    del made["metadata"]["resourceVersion"]
+    rsp = http("PUT", f"{path}/u", json=made)
+    assert rsp.status_code == 422
+    assert rsp.json()["message"] == ('Widget.kubesim.test "u" is invalid: metadata.resourceVersion:'
+                                     ' Invalid value: 0x0: must be specified for an update')

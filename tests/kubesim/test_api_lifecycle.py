@@ -123,3 +123,43 @@ def test_new_namespace_is_active_and_labelled(http):
 def test_start_namespaces_exist(http):
     names = {n["metadata"]["name"] for n in http("GET", "/api/v1/namespaces").json()["items"]}
     assert {"default", "kube-system"} <= names
+
+
+def _running_pod(http, namespace, name, grace=30):
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    http("POST", path, json={"metadata": {"name": name}, "spec": {
+        "terminationGracePeriodSeconds": grace, "containers": [{"name": "c", "image": "i"}]}})
+    http("POST", f"{path}/{name}/binding", json={"apiVersion": "v1", "kind": "Binding",
+                                                 "metadata": {"name": name},
+                                                 "target": {"kind": "Node", "name": "n"}})
+    return f"{path}/{name}"
+
+
+def test_unscheduled_pod_is_deleted_at_once(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    http("POST", path, json={"metadata": {"name": "u"},
+                             "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    http("DELETE", f"{path}/u")
+    assert http("GET", f"{path}/u").status_code == 404
+
+
+def test_pod_on_a_node_terminates_gracefully(http, namespace):
+    path = _running_pod(http, namespace, "g")
+    rsp = http("DELETE", path)
+    meta = rsp.json()["metadata"]
+    assert meta["deletionGracePeriodSeconds"] == 30 and meta["deletionTimestamp"]
+    assert http("GET", path).status_code == 200  # the kubelet has yet to confirm
+    http("DELETE", path, json={"gracePeriodSeconds": 0})  # what the kubelet sends when done
+    assert http("GET", path).status_code == 404
+
+
+def test_graceful_deletion_completes_when_the_period_ends(http, namespace):
+    path = _running_pod(http, namespace, "short", grace=1)
+    http("DELETE", path)
+    eventually(lambda: http("GET", path).status_code == 404, timeout=20)
+
+
+def test_grace_period_zero_deletes_running_pod_at_once(http, namespace):
+    path = _running_pod(http, namespace, "now")
+    http("DELETE", path, params={"gracePeriodSeconds": "0"})
+    assert http("GET", path).status_code == 404

@@ -119,6 +119,11 @@ class Api:
             raise errors.method_not_allowed()
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was in an unknown format")
+        if target.rt.custom and not (body.get("metadata") or {}).get("resourceVersion"):
+            # Custom resources do not allow unconditional updates.
+            raise errors.invalid(target.rt.kind, target.rt.group, target.name, [errors.FieldError(
+                "metadata.resourceVersion", "FieldValueInvalid", "must be specified for an update",
+                errors.Bare("0x0"))])
         stored = self.store.update(target.rt, target.namespace or "", target.name, body,
                                    subresource=target.subresource, strict=_strict(query),
                                    dry_run=_dry(query), warnings=warnings)

@@ -11,6 +11,7 @@ import contextlib
 import logging
 
 from .errors import ApiError
+from .resources import ResourceType
 from .store import NS_GR, Store, loads
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class Controllers:
         store.on_removed = lambda uid: self.queue.put_nowait(("removed", uid))
         store.on_namespace_terminating = lambda ns: self.queue.put_nowait(("namespace", ns))
         store.on_foreground = lambda: self.queue.put_nowait(("foreground", ""))
+        store.on_graceful = self._schedule_grace_expiry
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -69,6 +71,18 @@ class Controllers:
                 else:
                     store.delete(rt, ns, name, {"propagationPolicy": "Background"})
         self._release_foreground()
+
+    def _schedule_grace_expiry(self, rt: ResourceType, namespace: str, name: str, uid: str,
+                               grace: int) -> None:
+        """When a pod's grace period runs out, finish its deletion as the kubelet would."""
+        def expire() -> None:
+            found = self.store.collection(rt).get(namespace, name)
+            if found is None or found.obj["metadata"]["uid"] != uid:
+                return
+            with contextlib.suppress(ApiError):
+                self.store.delete(rt, namespace, name,
+                                  {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}})
+        asyncio.get_running_loop().call_later(grace, expire)
 
     def _release_foreground(self) -> None:
         """Owners deleted in the foreground finish once none of their dependents remain."""

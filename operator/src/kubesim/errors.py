@@ -96,8 +96,14 @@ class FieldError:
         return f"{self.field}: {self.body()}"
 
 
+class Bare(str):
+    """A value printed as is in a field error (e.g. Go's `0x0`), without quotes."""
+
+
 def render_value(value: Any) -> str:
     """Go's `%#v`-ish rendering the apiserver uses for values in field errors."""
+    if isinstance(value, Bare):
+        return str(value)
     if isinstance(value, str):
         return '"' + value.replace('"', '\\"') + '"'
     if value is None:

@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import errors, kinds, schema
@@ -85,6 +85,10 @@ class Store:
         self.on_removed: Callable[[str], None] = lambda uid: None
         self.on_namespace_terminating: Callable[[str], None] = lambda ns: None
         self.on_foreground: Callable[[], None] = lambda: None
+        # A running pod deleted with a grace period: the kubelet (or, failing it, the server
+        # once the period is over) finishes the deletion.
+        self.on_graceful: Callable[[ResourceType, str, str, str, int], None] = \
+            lambda rt, ns, name, uid, grace: None
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -337,20 +341,12 @@ class Store:
 
     def delete(self, rt: ResourceType, namespace: str, name: str,
                options: dict[str, Any] | None = None, dry_run: bool = False) -> Stored:
-        """Remove at once, or mark with deletionTimestamp while finalizers remain."""
+        """Remove at once, or mark with deletionTimestamp while finalizers (or a running pod's
+        grace period) hold the object."""
         options = options or {}
         old = self.get(rt, namespace if rt.namespaced else "", name)
-        pre = options.get("preconditions") or {}
         meta = old.obj["metadata"]
-        if pre.get("uid") and pre["uid"] != meta["uid"]:
-            raise errors.conflict(rt.plural, rt.group, name,
-                                  f"Precondition failed: UID in precondition: {pre['uid']}, "
-                                  f"UID in object meta: {meta['uid']}")
-        if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
-            raise errors.conflict(rt.plural, rt.group, name,
-                                  "Precondition failed: ResourceVersion in precondition: "
-                                  f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                                  f"{meta['resourceVersion']}")
+        _check_preconditions(rt, name, meta, options.get("preconditions") or {})
         policy = options.get("propagationPolicy") or (
             "Orphan" if options.get("orphanDependents") else "Background")
         finalizers = list(meta.get("finalizers") or [])
@@ -359,18 +355,23 @@ class Store:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan" and not dry_run:
             self.orphan(meta["uid"])
+        grace = _grace_period(rt, old.obj, options)
         is_ns = rt.group_resource == NS_GR
-        if not finalizers and not is_ns:
+        if not finalizers and not is_ns and grace == 0:
             return old if dry_run else self._commit(rt, loads(old.raw), old, "DELETED")
-        if meta.get("deletionTimestamp") and finalizers == meta.get("finalizers"):
+        current_grace = meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp") and finalizers == meta.get("finalizers") and (
+                current_grace is None or grace >= current_grace):
             return old  # already terminating: deleting again changes nothing
         new = loads(old.raw)
         new_meta = new["metadata"]
-        new_meta.setdefault("deletionTimestamp", now_rfc3339())
-        new_meta.setdefault("deletionGracePeriodSeconds", 0)
+        if grace or "deletionTimestamp" not in new_meta or grace != current_grace:
+            when = datetime.now(UTC) + timedelta(seconds=grace)
+            new_meta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        new_meta["deletionGracePeriodSeconds"] = grace
         if finalizers:
             new_meta["finalizers"] = finalizers
-        if "generation" in new_meta:
+        if "generation" in new_meta and "deletionTimestamp" not in meta:
             new_meta["generation"] += 1
         if is_ns:
             new.setdefault("status", {})["phase"] = "Terminating"
@@ -381,6 +382,8 @@ class Store:
             self.on_namespace_terminating(name)
         if "foregroundDeletion" in finalizers:
             self.on_foreground()
+        if grace:
+            self.on_graceful(rt, new_meta.get("namespace", ""), name, new_meta["uid"], grace)
         return stored
 
     def remove_finalizer(self, rt: ResourceType, namespace: str, name: str,
@@ -427,6 +430,33 @@ class Store:
 
     def stamp(self) -> float:
         return time.time()
+
+
+def _check_preconditions(rt: ResourceType, name: str, meta: dict[str, Any],
+                         pre: dict[str, Any]) -> None:
+    if pre.get("uid") and pre["uid"] != meta["uid"]:
+        raise errors.conflict(rt.plural, rt.group, name,
+                              f"Precondition failed: UID in precondition: {pre['uid']}, "
+                              f"UID in object meta: {meta['uid']}")
+    if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
+        raise errors.conflict(rt.plural, rt.group, name,
+                              "Precondition failed: ResourceVersion in precondition: "
+                              f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                              f"{meta['resourceVersion']}")
+
+
+def _grace_period(rt: ResourceType, obj: dict[str, Any], options: dict[str, Any]) -> int:
+    """Only pods on a node that are not finished terminate gracefully (the kubelet's job)."""
+    if rt.group_resource != ("", "pods"):
+        return 0
+    spec = obj.get("spec") or {}
+    phase = (obj.get("status") or {}).get("phase")
+    if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+        return 0
+    grace = options.get("gracePeriodSeconds")
+    if grace is None:
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+    return max(int(grace), 0)
 
 
 def _spec_changed(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> bool:
