@@ -87,8 +87,8 @@ def test_apply_crd_reports_created_then_unchanged_and_becomes_established(
         f'error: the server doesn\'t have a resource type "widgets" in group "{group}"\n')
 
 
-@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: unknown fields in built-in objects "
-                   "(here a CRD) are not rejected under fieldValidation=Strict")
+@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: a stray key in a first-level schema "
+                   "property is not rejected under fieldValidation=Strict")
 def test_crd_with_an_unknown_schema_field_is_rejected_by_strict_validation(
         sim_kubectl: Kubectl) -> None:
     """A flow-style YAML description with a comma makes a stray key kubectl sends as a field."""
@@ -108,9 +108,6 @@ def test_crd_with_an_unknown_schema_field_is_rejected_by_strict_validation(
     assert 'in USD."' in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "crds/*.yaml: flow-style descriptions with unquoted commas ({..., description: a, b}) "
-    "add unknown JSONSchemaProps keys; kube-apiserver rejects them (strict field validation)"))
 def test_project_crds_install_cleanly_with_kubectl_apply(sim_kubectl: Kubectl) -> None:
     first = sim_kubectl("apply", "-f", str(REPO / "crds"), check=False)
     assert first.returncode == 0, first.stderr
@@ -139,7 +136,6 @@ def test_api_resources_lists_crd_names_scope_and_verbs(
     assert f"gizmos.{GROUP}" in names and f"gadgets.{GROUP}" not in names
 
 
-@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: CRD discovery verbs are sorted")
 def test_crd_discovery_lists_verbs_in_apiextensions_order(
         sim_kubectl: Kubectl, gadget_crds: None, parse_table: Table) -> None:
     """apiextensions-apiserver publishes CRD verbs in a fixed order kubectl prints as is."""
@@ -210,10 +206,7 @@ def test_category_lists_every_kind_in_it(
 
 def test_project_crd_short_names_and_category(
         sim_kubectl: Kubectl, sim_namespace: str, parse_table: Table) -> None:
-    # Installed the way the CRD files would be once fixed (see the xfail above): the same
-    # documents, loaded and dumped back so stray keys are plain YAML the server may ignore.
-    docs = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "crds").glob("*.yaml"))]
-    sim_kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    sim_kubectl("apply", "-f", str(REPO / "crds"))
     sim_kubectl("wait", "--for=condition=Established", "--timeout=30s",
                 "crd/gpurentals.gpurental.dev", "crd/wallets.gpurental.dev",
                 "crd/gpuoffers.gpurental.dev")
@@ -265,8 +258,6 @@ def test_invalid_custom_resource_is_rejected_naming_the_field(
     assert sim_kubectl("get", "gadget", "bad", "-n", sim_namespace, check=False).returncode == 1
 
 
-@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: type error reports the value, not its "
-                   "type name")
 def test_wrong_type_is_reported_with_the_type_name(
         sim_kubectl: Kubectl, gadget_crds: None, sim_namespace: str) -> None:
     result = sim_kubectl("apply", "-n", sim_namespace, "-f", "-",
@@ -288,8 +279,6 @@ def test_several_errors_are_listed_one_per_line(
         '* spec.size: Unsupported value: "huge": supported values: "small", "large"']
 
 
-@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: strict decoding error lacks the "
-                   "'<Kind> in version ... cannot be handled as a <Kind>:' prefix")
 def test_unknown_field_is_rejected_by_strict_field_validation(
         sim_kubectl: Kubectl, gadget_crds: None, sim_namespace: str) -> None:
     result = sim_kubectl("apply", "-n", sim_namespace, "-f", "-",
