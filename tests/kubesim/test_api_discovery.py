@@ -81,11 +81,36 @@ def test_table_with_printer_columns(http, namespace, widget_crd):
     assert single["rows"][0]["cells"][0] == "tw"
 
 
-def test_table_for_builtin_without_columns_has_name_and_age(http, namespace):
-    http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {"name": "c"}})
+def test_builtin_tables_follow_the_apiserver_printers(http, namespace):
+    http("POST", f"/api/v1/namespaces/{namespace}/configmaps",
+         json={"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}})
     table = http("GET", f"/api/v1/namespaces/{namespace}/configmaps",
                  headers={"Accept": TABLE}).json()
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
+    assert table["rows"][0]["cells"][:2] == ["c", 2]
+    http("POST", f"/api/v1/namespaces/{namespace}/pods", json={
+        "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    pods = http("GET", f"/api/v1/namespaces/{namespace}/pods", headers={"Accept": TABLE}).json()
+    assert [(c["name"], c["priority"]) for c in pods["columnDefinitions"]] == [
+        ("Name", 0), ("Ready", 0), ("Status", 0), ("Restarts", 0), ("Age", 0), ("IP", 1),
+        ("Node", 1), ("Nominated Node", 1), ("Readiness Gates", 1)]
+    assert pods["rows"][0]["cells"][:4] == ["p", "0/1", "Pending", "0"]
+    assert pods["rows"][0]["cells"][5:] == ["<none>"] * 4
+
+
+def test_event_table_names_the_object(http, namespace):
+    http("POST", f"/api/v1/namespaces/{namespace}/events", json={
+        "metadata": {"name": "e"}, "type": "Normal", "reason": "Started", "message": "hi",
+        "involvedObject": {"kind": "GpuRental", "name": "r1", "namespace": namespace},
+        "lastTimestamp": "2020-01-01T00:00:00Z"})
+    table = http("GET", f"/api/v1/namespaces/{namespace}/events",
+                 headers={"Accept": TABLE}).json()
+    shown = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
+    assert shown == ["Last Seen", "Type", "Reason", "Object", "Message"]
+    cells = dict(zip([c["name"] for c in table["columnDefinitions"]], table["rows"][0]["cells"],
+                     strict=True))
+    assert cells["Object"] == "gpurental/r1" and cells["Reason"] == "Started"
+    assert cells["Last Seen"].endswith("d") or cells["Last Seen"].endswith("y")
 
 
 @pytest.mark.parametrize(("path", "body"), [
