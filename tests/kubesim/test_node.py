@@ -572,3 +572,45 @@ def test_hundreds_of_pods_are_scheduled_and_rescheduled_quickly(
     wait_for(lambda: len(phases().get("Running", [])) == 250
              and not phases().get("Unschedulable"), 120, message="the 50 waiting pods run")
     assert time.monotonic() - started < 120
+
+
+def test_cordon_taint_and_label_with_kubectl_steer_the_scheduler(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes,
+        sim_kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    sim = simulated_nodes(f"one={A100}:2")
+    node = sim.sim.specs[0].name
+    assert sim_kubectl("cordon", node).stdout == f"node/{node} cordoned\n"
+    create_pod(sim_api, sim_namespace, gpu_pod("a", 1))
+    assert wait_unschedulable(sim_api, sim_namespace, "a")["message"] == (
+        "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are "
+        "available: 1 Preemption is not helpful for scheduling.")
+    sim_kubectl("uncordon", node)
+    wait_running(sim_api, sim_namespace, "a")
+
+    sim_kubectl("taint", "nodes", node, "maintenance=soon:NoSchedule")
+    create_pod(sim_api, sim_namespace, gpu_pod("b", 1))
+    assert "1 node(s) had untolerated taint {maintenance: soon}" in wait_unschedulable(
+        sim_api, sim_namespace, "b")["message"]
+    sim_kubectl("taint", "nodes", node, "maintenance-")
+    wait_running(sim_api, sim_namespace, "b")
+
+    create_pod(sim_api, sim_namespace, gpu_pod("c", 0, nodeSelector={"pool": "spot"}))
+    wait_unschedulable(sim_api, sim_namespace, "c")
+    sim_kubectl("label", "nodes", node, "pool=spot")
+    wait_running(sim_api, sim_namespace, "c")
+
+
+def test_start_delay_shows_container_creating_before_running(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:1", start_delay=1.5)
+    create_pod(sim_api, sim_namespace, gpu_pod("slow", 1))
+
+    def creating() -> bool:
+        statuses = read_pod(sim_api, sim_namespace, "slow")["status"].get("containerStatuses")
+        return bool(statuses) and statuses[0]["state"].get("waiting", {}).get("reason") == (
+            "ContainerCreating")
+
+    wait_for(creating, 30, message="ContainerCreating while the image is pulled")
+    pod = wait_running(sim_api, sim_namespace, "slow")
+    started = parse_time(pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"])
+    assert started >= parse_time(pod["status"]["startTime"])

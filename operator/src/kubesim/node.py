@@ -617,6 +617,27 @@ class NodeState:
     pods: dict[str, dict[str, Decimal]] = field(default_factory=dict)
     used: dict[str, Decimal] = field(default_factory=dict)
     next_ip: int = 2
+    # What the scheduler filters on; starts from the spec and follows the live Node object,
+    # so `kubectl cordon`, `kubectl taint` and `kubectl label` take effect.
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[Taint] = field(default_factory=list)
+    unschedulable: bool = False
+
+    def __post_init__(self) -> None:
+        self.labels = self.labels or self.spec.node_labels()
+        self.taints = self.taints or list(self.spec.taints)
+
+    def observe(self, node: Obj) -> bool:
+        """Take labels, taints and cordon from the live Node; True when any changed."""
+        spec = node.get("spec") or {}
+        labels = dict((node.get("metadata") or {}).get("labels") or {})
+        taints = [Taint(t.get("key", ""), t.get("value") or "", t.get("effect", ""))
+                  for t in spec.get("taints") or []]
+        unschedulable = bool(spec.get("unschedulable"))
+        changed = (labels, taints, unschedulable) != (self.labels, self.taints,
+                                                      self.unschedulable)
+        self.labels, self.taints, self.unschedulable = labels, taints, unschedulable
+        return changed
 
     def add(self, uid: str, requests: dict[str, Decimal]) -> None:
         if uid in self.pods:
@@ -714,14 +735,20 @@ def _expr_matches(expr: Obj, labels: dict[str, str]) -> bool:
     return False
 
 
+CORDONED = Taint("node.kubernetes.io/unschedulable", "", "NoSchedule")
+
+
 def filter_node(pod: Obj, requests: dict[str, Decimal], node: NodeState) -> FilterResult:
     """Run kube-scheduler's default filters in its order; stop at the first failing plugin."""
     spec = pod.get("spec") or {}
-    taint = untolerated_taint(node.spec.taints, spec.get("tolerations") or [])
+    tolerations = spec.get("tolerations") or []
+    if node.unschedulable and untolerated_taint([CORDONED], tolerations):
+        return FilterResult(["node(s) were unschedulable"], True)
+    taint = untolerated_taint(node.taints, tolerations)
     if taint is not None:
         return FilterResult([f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}"],
                             True)
-    if not matches_node_selector(pod, node.spec.node_labels(), node.spec.name):
+    if not matches_node_selector(pod, node.labels, node.spec.name):
         return FilterResult(["node(s) didn't match Pod's node affinity/selector"], True)
     return _fit_resources(requests, node)
 
@@ -822,6 +849,17 @@ class Scheduler:
                 and status.get("phase", "Pending") == "Pending"
                 and not spec.get("schedulingGates"))
 
+    def on_node(self, kind: str, node: Obj, old: Obj | None) -> None:
+        state = self.nodes.get(str((node.get("metadata") or {}).get("name")))
+        if state is not None and kind != "DELETED" and state.observe(node):
+            self._retry_unschedulable()
+
+    def _retry_unschedulable(self) -> None:
+        if self._unschedulable:
+            self._active.update(self._unschedulable)
+            self._unschedulable.clear()
+            self._wake.set()
+
     def _account(self, uid: str, pod: Obj, node_name: str) -> None:
         node = self.nodes.get(node_name)
         if node is None:
@@ -834,11 +872,8 @@ class Scheduler:
     def _release(self, uid: str) -> None:
         """A pod left a node: retry every unschedulable pod (kube-scheduler's move request)."""
         self._assumed.pop(uid, None)
-        freed = any(node.remove(uid) for node in self.nodes.values())
-        if freed and self._unschedulable:
-            self._active.update(self._unschedulable)
-            self._unschedulable.clear()
-            self._wake.set()
+        if any(node.remove(uid) for node in self.nodes.values()):
+            self._retry_unschedulable()
 
     def release(self, uid: str) -> None:
         """Called by the kubelet once a pod's containers are terminated."""
@@ -1067,11 +1102,14 @@ class Kubelet:
 
     async def _start_once(self, key: str, uid: str) -> str:
         """Try to start one pod; return what happened ("gone", "volumes", "started")."""
-        if self.start_delay:
+        pod = self._live(key, uid)
+        if pod is not None and self.start_delay:
+            # What `kubectl get pods` shows while a real node pulls the image.
+            await self._patch_status(pod, self._pending_status(
+                pod, {"reason": "ContainerCreating"}, ready_to_start=False))
             await asyncio.sleep(self.start_delay)
-        pod = self.pods.get(key)
-        if pod is None or pod["metadata"].get("uid") != uid or (
-                pod["metadata"].get("deletionTimestamp")):
+            pod = self._live(key, uid)
+        if pod is None:
             return "gone"
         missing = await self._confirm_unready(pod, self._unready_claims(pod))
         if missing:
@@ -1085,6 +1123,14 @@ class Kubelet:
             await self._run(pod)
             self._done.add(uid)
         return "started"
+
+    def _live(self, key: str, uid: str) -> Obj | None:
+        """The cached pod if it is still this uid and not being deleted."""
+        pod = self.pods.get(key)
+        if pod is None or pod["metadata"].get("uid") != uid or (
+                pod["metadata"].get("deletionTimestamp")):
+            return None
+        return pod
 
     async def _confirm_unready(self, pod: Obj,
                                missing: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
@@ -1371,13 +1417,14 @@ class SimulatedNodes:
 
         # The caches are wired in before the handlers so handlers can read fresh state.
         pods.handler, pvcs.handler = on_pod, on_pvc
+        nodes = Informer(client, "/api/v1/nodes", scheduler.on_node)
         try:
             await asyncio.wait_for(self._register_nodes(), timeout)
-            for name, coro in (("pvcs", pvcs.run()), ("pods", pods.run()),
-                               ("scheduler", scheduler.run())):
+            for name, coro in (("nodes", nodes.run()), ("pvcs", pvcs.run()),
+                               ("pods", pods.run()), ("scheduler", scheduler.run())):
                 self._tasks.append(asyncio.create_task(coro, name=f"kubesim-node-{name}"))
-            await asyncio.wait_for(
-                asyncio.gather(pvcs.synced.wait(), pods.synced.wait()), timeout)
+            await asyncio.wait_for(asyncio.gather(
+                nodes.synced.wait(), pvcs.synced.wait(), pods.synced.wait()), timeout)
         except BaseException:
             await self.stop()
             raise
