@@ -88,6 +88,8 @@ class Context:
     provisioning_timeout: int = 600
     hold: Hold | None = None
     heartbeat: bool = False  # refresh the meter even if nothing else changed
+    prepaid_seconds: int | None = None  # running time paid for (duration, renewals, cap)
+    renew: bool = False  # the money layer approved one more auto-renewal
     diagnosis: str | None = None  # warning events on the children, fetched on provisioning timeout
 
 
@@ -142,6 +144,7 @@ class _Planner:
         except SpecError as exc:
             return self._reject("InvalidSpec", str(exc))
         target, reason, message = spec.state, "UserRequested", "paused by the user"
+        self._money_conditions(spec)
         hold = self.ctx.hold
         if hold and _rank(hold.state) > _rank(target):
             target, reason, message = hold.state, hold.reason, hold.message
@@ -151,6 +154,20 @@ class _Planner:
             return self._pause(reason, message)
         self._clear(ConditionType.PAUSED, "Running", "the rental is not paused")
         return self._run(spec)
+
+    def _money_conditions(self, spec: RentalSpec) -> None:
+        """Renewals, and the Expired / BudgetExhausted conditions that explain a hold."""
+        if self.ctx.renew and spec.state is DesiredState.RUNNING:
+            self.status["renewals"] = int(self.status.get("renewals") or 0) + 1
+            self._event("Normal", "Renewed", f"auto-renewed for another {spec.duration}s "
+                        f"(renewal {self.status['renewals']})")
+        hold = self.ctx.hold
+        if hold is not None and hold.reason == "Expired":
+            self._condition(ConditionType.EXPIRED, True, "DurationElapsed", hold.message)
+        else:
+            self._clear(ConditionType.EXPIRED, "TimeRemaining", "prepaid time remains")
+        if hold is not None and hold.reason == "BudgetExhausted":
+            self._condition(ConditionType.BUDGET_EXHAUSTED, True, hold.reason, hold.message)
 
     # --- desired Running -------------------------------------------------------------------
 
@@ -230,6 +247,8 @@ class _Planner:
     def _replace_pod(self, pod: PodView) -> None:
         if meter.is_open(self.status):
             self._close_segment(pod.finished_at)
+            why = "ended" if pod.ended else "is being deleted outside the operator"
+            self._event("Warning", "PodLost", f"the rental's pod {why}; replacing it")
         if pod.ended and not pod.deleting:
             self._act(ActionKind.DELETE_POD, pod.name)
         self._provisioning_phase()
@@ -392,7 +411,9 @@ class _Planner:
 
     def _accept(self) -> None:
         self._condition(ConditionType.ACCEPTED, True, "Accepted", "the rental can run")
-        self._clear(ConditionType.BUDGET_EXHAUSTED, "BudgetAvailable", "the wallet has budget")
+        if self.ctx.hold is None or self.ctx.hold.reason != "BudgetExhausted":
+            self._clear(ConditionType.BUDGET_EXHAUSTED, "BudgetAvailable",
+                        "the wallet has budget")
 
     def _clear(self, type_: ConditionType, reason: str, message: str) -> None:
         if get_condition(self.status.get("conditions") or [], type_) is not None:
@@ -422,7 +443,7 @@ class _Planner:
         """Refresh the meter at every transition, or when the heartbeat is due."""
         changed = _without_meter(self.status) != _without_meter(self.old)
         if changed or self.ctx.heartbeat:
-            meter.refresh(self.status, self.ctx.now, self.rental.spec)
+            meter.refresh(self.status, self.ctx.now, self.ctx.prepaid_seconds)
 
 
 _RANK = {DesiredState.RUNNING: 0, DesiredState.PAUSED: 1, DesiredState.STOPPED: 2}

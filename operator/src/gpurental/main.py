@@ -81,7 +81,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     memo.controller = controller
     metrics.register_world(lambda: controller.world)
-    memo.tasks = [asyncio.create_task(controller.run_workers(), name="reconcile-workers")]
+    memo.tasks = [asyncio.create_task(controller.run(), name="controller")]
     port = options.get("metrics_port", 8080)
     if port is not None:
         memo.health = await health.serve(int(port), controller)

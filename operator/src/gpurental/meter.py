@@ -102,19 +102,7 @@ def refund_all(status: dict[str, Any], now: datetime) -> int:
     return total_cents(status, now)
 
 
-def prepaid_seconds(spec: dict[str, Any], status: dict[str, Any]) -> int | None:
-    """Prepaid running time: duration x (1 + renewals), or None without a duration."""
-    text = spec.get("duration")
-    if not text:
-        return None
-    try:
-        duration = durations.parse_duration(str(text))
-    except ValueError:
-        return None
-    return duration * (1 + int(status.get("renewals") or 0))
-
-
-def refresh(status: dict[str, Any], now: datetime, spec: dict[str, Any]) -> None:
+def refresh(status: dict[str, Any], now: datetime, prepaid: int | None) -> None:
     """Write the meter's readings for `now`: what kubectl, the seed's meter API and the
     wallet read."""
     seconds = seconds_billed(status, now)
@@ -129,23 +117,20 @@ def refresh(status: dict[str, Any], now: datetime, spec: dict[str, Any]) -> None
     status["ranFor"] = durations.format_duration(seconds)
     status["totalCharge"] = f"${Decimal(gpu + storage) / 100:.2f}"
     status["lastHeartbeatAt"] = format_ts(now)
-    _refresh_expiry(status, now, spec, seconds)
+    _refresh_expiry(status, prepaid, seconds)
 
 
-def _refresh_expiry(status: dict[str, Any], now: datetime, spec: dict[str, Any],
-                    seconds: int) -> None:
-    prepaid = prepaid_seconds(spec, status)
+def _refresh_expiry(status: dict[str, Any], prepaid: int | None, seconds: int) -> None:
+    """expiresAt is the exact moment the open segment reaches the prepaid time; it moves
+    when the user extends (raises duration) or pauses (no expiry while paused)."""
     if prepaid is None:
         status["expiresAt"] = None
         status["remainingSeconds"] = None
         return
-    remaining = max(prepaid - seconds, 0)
-    status["remainingSeconds"] = remaining
-    if is_open(status):
-        status["expiresAt"] = format_ts(billing_moment(now, remaining))
+    status["remainingSeconds"] = max(prepaid - seconds, 0)
+    since = status.get("runningSince")
+    if since:
+        accrued = int(status.get("accruedSeconds") or 0)
+        status["expiresAt"] = format_ts(parse_ts(since) + timedelta(seconds=prepaid - accrued))
     else:
         status["expiresAt"] = None
-
-
-def billing_moment(now: datetime, seconds_ahead: int) -> datetime:
-    return now.replace(microsecond=0) + timedelta(seconds=seconds_ahead)

@@ -253,3 +253,12 @@ def _condition(
 
 def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def status_merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning status `old` into `new` (null removes a field)."""
+    # A null and an absent field are the same thing after a merge patch; comparing with
+    # .get() keeps the operator from rewriting a null it already removed.
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k, v in old.items() if k not in new and v is not None})
+    return patch

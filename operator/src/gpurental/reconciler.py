@@ -21,12 +21,22 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from gpurental import lifecycle, meter, metrics, settlement
+from gpurental import lifecycle, meter, metrics, money, settlement
 from gpurental.clock import Clock, parse_ts
 from gpurental.k8s import Conflict, Kube
 from gpurental.lifecycle import Action, ActionKind, Context, Plan, WalletView
-from gpurental.models import API_VERSION, OfferSpec, Phase, SpecError, parse_spec
+from gpurental.models import (
+    API_VERSION,
+    OfferSpec,
+    Phase,
+    RentalSpec,
+    SpecError,
+    WalletSpec,
+    parse_spec,
+    status_merge_patch,
+)
 from gpurental.observed import FINALIZER, RentalView
+from gpurental.wallets import WalletReconciler
 from gpurental.workqueue import WorkQueue
 from gpurental.world import Key, World
 
@@ -58,6 +68,7 @@ class Controller:
         self._stop_requested: dict[Key, tuple[float, str]] = {}
         self.last_progress = clock.monotonic()
         self._posting_context: contextvars.Context | None = None
+        self.wallets = WalletReconciler(self)
 
     # --- feeding the cache -----------------------------------------------------------------
 
@@ -75,6 +86,8 @@ class Controller:
         if view is not None and view.uid == body["metadata"].get("uid"):
             self.world.drop_rental(key)
             self.charges.forget(view.uid)
+            if view.spec.get("wallet"):
+                self.wallets.enqueue((view.namespace, str(view.spec["wallet"])))
 
     def child_seen(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
         """Cache a pod / PVC / Secret; returns its rental's key."""
@@ -119,8 +132,27 @@ class Controller:
 
     # --- workers ---------------------------------------------------------------------------
 
-    async def run_workers(self) -> None:
-        await asyncio.gather(*(self._worker() for _ in range(self.settings.workers)))
+    async def run(self) -> None:
+        """The rental workers, the wallet workers and the clock watch, until cancelled."""
+        await asyncio.gather(
+            *(self._worker() for _ in range(self.settings.workers)),
+            self.wallets.run_workers(),
+            self._watch_clock(),
+        )
+
+    async def _watch_clock(self, every: float = 0.5) -> None:
+        """Re-check every deadline when the wall clock jumps (an NTP step, or a test moving
+        the injectable clock): deadlines are queued in monotonic time."""
+        skew = self.clock.now().timestamp() - self.clock.monotonic()
+        while True:
+            await asyncio.sleep(every)
+            current = self.clock.now().timestamp() - self.clock.monotonic()
+            if abs(current - skew) > 0.5:
+                log.info("wall clock moved by %+.1fs; re-checking all deadlines", current - skew)
+                self.enqueue(*self.world.rentals)
+                for wallet in list(self.world.wallets):
+                    self.wallets.enqueue(wallet)
+            skew = current
 
     async def _worker(self) -> None:
         while True:
@@ -179,21 +211,38 @@ class Controller:
             ctx = dataclasses.replace(ctx, diagnosis=await self._diagnose(view))
             plan = lifecycle.plan(view, children, ctx)
         await self._execute(view, plan)
-        self._schedule(key, plan)
+        self._schedule(key, plan, ctx)
+        if plan.status.get("phase") != view.status.get("phase") and view.spec.get("wallet"):
+            self.wallets.enqueue((view.namespace, str(view.spec["wallet"])))
 
     def _context(self, view: RentalView) -> Context:
         now = self.clock.now()
-        offer, offer_error = self._offer(str(view.spec.get("offer", "")))
+        offer, offer_error = self.offer(str(view.spec.get("offer", "")))
+        wallet = self.wallet(view.namespace, view.spec.get("wallet"), now)
+        verdict = self._verdict(view, offer, wallet, now)
         return Context(
             now=now,
             offer=offer,
             offer_error=offer_error,
-            wallet=self._wallet(view),
+            wallet=_wallet_view(wallet),
             provisioning_timeout=self.settings.provisioning_timeout,
             heartbeat=self._heartbeat_due(view, now),
+            hold=verdict.hold,
+            renew=verdict.renew,
+            prepaid_seconds=verdict.prepaid_seconds,
         )
 
-    def _offer(self, name: str) -> tuple[OfferSpec | None, str | None]:
+    @staticmethod
+    def _verdict(view: RentalView, offer: OfferSpec | None, wallet: WalletState | None,
+                 now: datetime) -> money.Verdict:
+        try:
+            spec = parse_spec(RentalSpec, view.spec)
+        except SpecError:
+            return money.Verdict()  # lifecycle reports the bad spec itself
+        reading = (wallet.spec, wallet.reading) if wallet is not None else None
+        return money.judge(spec, view.status, offer, reading, now)
+
+    def offer(self, name: str) -> tuple[OfferSpec | None, str | None]:
         body = self.world.offers.get(name)
         if body is None:
             return None, None
@@ -202,17 +251,23 @@ class Controller:
         except SpecError as exc:
             return None, f'GpuOffer "{name}" is invalid: {exc}'
 
-    def _wallet(self, view: RentalView) -> WalletView | None:
-        name = view.spec.get("wallet")
+    def wallet(self, namespace: str, name: Any, now: datetime) -> WalletState | None:
+        """A wallet's spec and live reading, computed from the cache (not from its status,
+        which may lag by a write): the budget pause must not wait for a round trip."""
         if not name:
             return None
-        body = self.world.wallets.get((view.namespace, str(name)))
+        body = self.world.wallets.get((namespace, str(name)))
         if body is None:
             return None
+        try:
+            spec = parse_spec(WalletSpec, body.get("spec"))
+        except SpecError:
+            return None
+        rentals = [r for k in self.world.rentals_of_wallet((namespace, str(name)))
+                   if (r := self.world.rental(k)) is not None]
         status = body.get("status") or {}
-        settled = frozenset(s.get("rentalUid", "") for s in status.get("settlements") or ())
-        return WalletView(name=str(name), exhausted=bool(status.get("exhausted")),
-                          settled_uids=settled)
+        return WalletState(str(name), spec, status,
+                           money.read_wallet(spec, status, rentals, now))
 
     def _heartbeat_due(self, view: RentalView, now: datetime) -> bool:
         if not meter.is_open(view.status):
@@ -232,12 +287,20 @@ class Controller:
         latest = events[-1]
         return f"{latest.get('reason', 'Warning')}: {latest.get('message', '')}"
 
-    def _schedule(self, key: Key, plan: Plan) -> None:
+    def _schedule(self, key: Key, plan: Plan, ctx: Context) -> None:
+        """Re-add the rental at its next deadline: one timer for all of them."""
+        now = self.clock.now()
         delays = [plan.requeue_after] if plan.requeue_after is not None else []
         status = plan.status
         if meter.is_open(status) and status.get("lastHeartbeatAt"):
-            age = (self.clock.now() - parse_ts(status["lastHeartbeatAt"])).total_seconds()
+            age = (now - parse_ts(status["lastHeartbeatAt"])).total_seconds()
             delays.append(self.settings.metering_interval - age)
+        view = self.world.rental(key)
+        wallet = self.wallet(key[0], view.spec.get("wallet") if view else None, now)
+        deadline = money.next_deadline(status, ctx.prepaid_seconds,
+                                       wallet.reading if wallet else None)
+        if deadline is not None and meter.is_open(status):
+            delays.append((deadline - now).total_seconds())
         if delays:
             self.queue.add(key, max(min(delays), 0.0))
 
@@ -268,7 +331,7 @@ class Controller:
         return self._cache(view, body)
 
     async def _write_status(self, view: RentalView, plan: Plan) -> RentalView:
-        patch = status_patch(view.status, plan.status)
+        patch = status_merge_patch(view.status, plan.status)
         if not patch:
             return view
         body = await self.kube.patch_status(
@@ -339,10 +402,16 @@ class Controller:
         await self.kube.remove_finalizer(view.namespace, view.name, FINALIZER, view.finalizers)
 
 
-def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch turning `old` status into `new` (null removes a field)."""
-    # A null and an absent field are the same thing after a merge patch; comparing with
-    # .get() keeps the operator from rewriting a null it already removed.
-    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
-    patch.update({k: None for k, v in old.items() if k not in new and v is not None})
-    return patch
+@dataclasses.dataclass(frozen=True)
+class WalletState:
+    name: str
+    spec: WalletSpec
+    status: dict[str, Any]
+    reading: money.WalletReading
+
+
+def _wallet_view(wallet: WalletState | None) -> WalletView | None:
+    if wallet is None:
+        return None
+    settled = frozenset(e.get("rentalUid", "") for e in wallet.status.get("settlements") or ())
+    return WalletView(name=wallet.name, exhausted=wallet.reading.exhausted, settled_uids=settled)

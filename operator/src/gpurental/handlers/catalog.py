@@ -29,3 +29,6 @@ def cache_wallet(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 def wallet_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     keys = memo.controller.wallet_seen(dict(body), deleted=event["type"] == "DELETED")
     memo.controller.enqueue(*keys)
+    if event["type"] != "DELETED":
+        meta = body["metadata"]
+        memo.controller.wallets.enqueue((meta["namespace"], meta["name"]))

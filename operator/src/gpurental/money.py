@@ -1,0 +1,189 @@
+"""The money layer's verdicts: a wallet's reading, and the holds that money puts on rentals.
+
+Pure: from specs, statuses and `now`, decides what a wallet has spent and when it runs out,
+whether a rental's prepaid time has run out, and whether an auto-renewal is covered. The state
+machine (lifecycle) applies the verdicts; the reconcilers schedule the moments they predict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from gpurental import billing, durations, meter
+from gpurental.clock import format_ts, parse_ts
+from gpurental.lifecycle import DesiredState, Hold
+from gpurental.models import (
+    ConditionType,
+    ExhaustAction,
+    OfferSpec,
+    RentalSpec,
+    WalletSpec,
+    set_condition,
+)
+from gpurental.observed import RentalView
+
+_ACTION_STATE = {ExhaustAction.PAUSE: DesiredState.PAUSED, ExhaustAction.STOP: DesiredState.STOPPED}
+
+
+@dataclass(frozen=True)
+class WalletReading:
+    budget_cents: int
+    spent_cents: int
+    burn_cents_per_hour: int
+    exhausts_at: datetime | None
+
+    @property
+    def remaining_cents(self) -> int:
+        return max(self.budget_cents - self.spent_cents, 0)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent_cents >= self.budget_cents
+
+
+def _meter(status: dict[str, Any], accrued: str, since: str) -> billing.Meter:
+    start = status.get(since)
+    return billing.Meter(accrued_seconds=int(status.get(accrued) or 0),
+                         running_since=parse_ts(start) if start else None)
+
+
+def accruals(status: dict[str, Any]) -> list[tuple[billing.Meter, Decimal]]:
+    """The rental's meters that are accruing right now, with their hourly rates."""
+    found = []
+    if status.get("ratePerHour") and status.get("runningSince"):
+        found.append((_meter(status, "accruedSeconds", "runningSince"),
+                      Decimal(status["ratePerHour"])))
+    if status.get("storageRatePerHour") and status.get("storageSince"):
+        found.append((_meter(status, "storageAccruedSeconds", "storageSince"),
+                      Decimal(status["storageRatePerHour"])))
+    return found
+
+
+def read_wallet(spec: WalletSpec, wallet_status: dict[str, Any],
+                rentals: Iterable[RentalView], now: datetime) -> WalletReading:
+    """Spent = settled charges of deleted rentals + what every live rental has accrued.
+
+    A rental already in the settlement ledger (deleted, finalizer not yet released) is counted
+    once, through the ledger."""
+    settled = {e.get("rentalUid") for e in wallet_status.get("settlements") or ()}
+    spent = int(wallet_status.get("settledCents") or 0)
+    running: list[tuple[billing.Meter, Decimal]] = []
+    for rental in rentals:
+        if rental.uid in settled:
+            continue
+        spent += meter.billable_cents(rental.status, now)
+        running.extend(accruals(rental.status))
+    budget = spec.budget_cents
+    return WalletReading(
+        budget_cents=budget,
+        spent_cents=spent,
+        burn_cents_per_hour=billing.burn_cents_per_hour(rate for _, rate in running),
+        exhausts_at=billing.exhaustion_at(budget - spent, running, now),
+    )
+
+
+def prepaid_seconds(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None
+                    ) -> int | None:
+    """Prepaid running time: duration x (1 + renewals), capped by the offer's maxDuration."""
+    max_duration = offer.max_duration if offer is not None else None
+    return billing.effective_duration(spec.duration, int(status.get("renewals") or 0),
+                                      max_duration)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    hold: Hold | None = None
+    renew: bool = False
+    prepaid_seconds: int | None = None
+
+
+def judge(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
+          wallet: tuple[WalletSpec, WalletReading] | None, now: datetime) -> Verdict:
+    """Whether money holds the rental below its desired state, or renews it."""
+    prepaid = prepaid_seconds(spec, status, offer)
+    if wallet is not None and wallet[1].exhausted:
+        wallet_spec, reading = wallet
+        message = (f"the wallet ran out: spent ${Decimal(reading.spent_cents) / 100:.2f} of "
+                   f"${Decimal(reading.budget_cents) / 100:.2f}")
+        hold = Hold(_ACTION_STATE[wallet_spec.on_exhausted], "BudgetExhausted", message)
+        return Verdict(hold=hold, prepaid_seconds=prepaid)
+    billed = meter.seconds_billed(status, now)
+    if prepaid is None or billed < prepaid:
+        return Verdict(prepaid_seconds=prepaid)
+    if spec.auto_renew and _renewal_covered(spec, status, offer, wallet, billed):
+        return Verdict(renew=True, prepaid_seconds=prepaid)
+    message = f"the prepaid {durations.format_duration_exact(prepaid)} of running time ran out"
+    return Verdict(hold=Hold(_ACTION_STATE[spec.on_expiry], "Expired", message),
+                   prepaid_seconds=prepaid)
+
+
+def _renewal_covered(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
+                     wallet: tuple[WalletSpec, WalletReading] | None, billed: int) -> bool:
+    max_duration = offer.max_duration if offer is not None else None
+    added = billing.renewal_seconds(spec.duration, int(status.get("renewals") or 0),
+                                    max_duration)
+    rate = Decimal(status.get("ratePerHour") or 0)
+    remaining = wallet[1].remaining_cents if wallet is not None else None
+    return billing.renewal_covered(remaining, billed, added, rate)
+
+
+def next_deadline(status: dict[str, Any], prepaid: int | None,
+                  wallet: WalletReading | None) -> datetime | None:
+    """The next moment money may change the rental's fate: expiry or wallet exhaustion."""
+    moments = []
+    if prepaid is not None:
+        expiry = billing.expiry_moment(_meter(status, "accruedSeconds", "runningSince"), prepaid)
+        if expiry is not None:
+            moments.append(expiry)
+    if wallet is not None and wallet.exhausts_at is not None:
+        moments.append(wallet.exhausts_at)
+    return min(moments) if moments else None
+
+
+# Fields of a wallet's status that move with the clock alone (written on the heartbeat).
+WALLET_MOVING_FIELDS = frozenset({"spentCents", "remainingCents", "spent", "remaining",
+                                  "lastUpdatedAt"})
+
+
+def dollars(cents: int) -> str:
+    return f"${Decimal(cents) / 100:.2f}"
+
+
+def wallet_status(old: dict[str, Any], reading: WalletReading, generation: int,
+                  now: datetime) -> dict[str, Any]:
+    """The wallet's status for `reading`: integer cents for machines, dollars for people."""
+    status = dict(old)
+    status.update({
+        "observedGeneration": generation,
+        "budgetCents": reading.budget_cents,
+        "spentCents": reading.spent_cents,
+        "remainingCents": reading.remaining_cents,
+        "burnCentsPerHour": reading.burn_cents_per_hour,
+        "exhausted": reading.exhausted,
+        "exhaustsAt": format_ts(reading.exhausts_at) if reading.exhausts_at else None,
+        "spent": dollars(reading.spent_cents),
+        "remaining": dollars(reading.remaining_cents),
+        "burnPerHour": f"{dollars(reading.burn_cents_per_hour)}/h",
+        "lastUpdatedAt": format_ts(now),
+    })
+    message = (f"spent {dollars(reading.spent_cents)} of {dollars(reading.budget_cents)}"
+               if reading.exhausted else f"{dollars(reading.remaining_cents)} left")
+    status["conditions"] = set_condition(
+        list(old.get("conditions") or []), ConditionType.BUDGET_EXHAUSTED.value,
+        reading.exhausted, "BudgetExhausted" if reading.exhausted else "BudgetAvailable",
+        message, format_ts(now), generation)
+    return status
+
+
+def wallet_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Did anything but the clock-driven readings change?"""
+    def steady(status: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in status.items()
+                if k not in WALLET_MOVING_FIELDS and k != "conditions" and v is not None}
+    old_exhausted = next((c.get("status") for c in old.get("conditions") or ()
+                          if c.get("type") == ConditionType.BUDGET_EXHAUSTED), None)
+    return steady(old) != steady(new) or old_exhausted is None

@@ -1,0 +1,88 @@
+"""Keeping each Wallet's status true: spent, remaining, burn, exhausted, and when it runs out.
+
+One small work queue of wallet keys, separate from the rentals' so a burst of ten thousand rental
+transitions never delays a budget decision. A wallet is re-read at its predicted exhaustion
+moment and on a heartbeat while it burns; when it runs out or is topped up, every rental it pays
+for is re-queued (those rentals also schedule the exhaustion moment themselves, so a lagging
+wallet write can never delay a budget pause).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from gpurental import money
+from gpurental.clock import parse_ts
+from gpurental.k8s import Conflict
+from gpurental.models import status_merge_patch
+from gpurental.workqueue import WorkQueue
+from gpurental.world import Key
+
+if TYPE_CHECKING:
+    from gpurental.reconciler import Controller
+
+log = logging.getLogger(__name__)
+
+
+class WalletReconciler:
+    def __init__(self, controller: Controller, workers: int = 2) -> None:
+        self.controller = controller
+        self.queue: WorkQueue[Key] = WorkQueue(controller.clock.monotonic)
+        self.workers = workers
+
+    def enqueue(self, key: Key, delay: float = 0.0) -> None:
+        self.queue.add(key, delay)
+
+    async def run_workers(self) -> None:
+        await asyncio.gather(*(self._worker() for _ in range(self.workers)))
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile(key)
+            except Conflict:
+                self.queue.add(key, 0.05)
+            except Exception as exc:
+                log.warning("wallet %s/%s: %s; retrying", *key, exc)
+                self.queue.add(key, 2.0)
+            finally:
+                self.queue.done(key)
+
+    async def reconcile(self, key: Key) -> None:
+        ctl = self.controller
+        now = ctl.clock.now()
+        body = ctl.world.wallets.get(key)
+        state = ctl.wallet(key[0], key[1], now)
+        if body is None or state is None:
+            return
+        old = dict(body.get("status") or {})
+        generation = int(body["metadata"].get("generation") or 0)
+        new = money.wallet_status(old, state.reading, generation, now)
+        if money.wallet_changed(old, new) or self._heartbeat_due(old, state.reading):
+            updated = await ctl.kube.patch_status(
+                "wallets", key[0], key[1], status_merge_patch(old, new),
+                body["metadata"].get("resourceVersion"))
+            ctl.world.wallets[key] = updated
+        if bool(old.get("exhausted")) != state.reading.exhausted:
+            ctl.enqueue(*ctl.world.rentals_of_wallet(key))
+        self._schedule(key, state.reading)
+
+    def _heartbeat_due(self, old: dict[str, object], reading: money.WalletReading) -> bool:
+        last = old.get("lastUpdatedAt")
+        if not isinstance(last, str) or old.get("spentCents") == reading.spent_cents:
+            return False
+        age = (self.controller.clock.now() - parse_ts(last)).total_seconds()
+        return age >= self.controller.settings.metering_interval - 0.5
+
+    def _schedule(self, key: Key, reading: money.WalletReading) -> None:
+        delays = []
+        if reading.burn_cents_per_hour > 0:
+            delays.append(self.controller.settings.metering_interval)
+        if reading.exhausts_at is not None:
+            delays.append((reading.exhausts_at - self.controller.clock.now()).total_seconds())
+        if delays:
+            self.queue.add(key, max(min(delays), 0.0))
+
