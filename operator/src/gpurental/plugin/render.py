@@ -95,7 +95,7 @@ def api_error(status: int | None, reason: str | None, body: Any) -> str:
     why = str(doc.get("reason") or reason or "Unknown")
     details = doc.get("details") or {}
     if why == "Invalid" and details.get("kind") and details.get("name"):
-        head, sep, tail = message.partition(" is invalid: ")
+        _head, sep, tail = message.partition(" is invalid: ")
         rest = tail if sep else message
         return f'The {details["kind"]} "{details["name"]}" is invalid: {rest}'
     if why == "Unknown" and status:
