@@ -163,3 +163,42 @@ def test_grace_period_zero_deletes_running_pod_at_once(http, namespace):
     path = _running_pod(http, namespace, "now")
     http("DELETE", path, params={"gracePeriodSeconds": "0"})
     assert http("GET", path).status_code == 404
+
+
+def test_dependent_of_a_missing_owner_is_collected(http, namespace):
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "ghost",
+           "uid": "00000000-0000-0000-0000-000000000000"}
+    made = http("POST", f"/api/v1/namespaces/{namespace}/configmaps",
+                json={"metadata": {"name": "orphaned", "ownerReferences": [ref]}})
+    assert made.status_code == 201
+    eventually(lambda: http("GET", f"/api/v1/namespaces/{namespace}/configmaps/orphaned"
+                            ).status_code == 404)
+
+
+def test_deleting_a_crd_deletes_its_resources_and_stops_serving_them(http, namespace):
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gizmos.kubesim.test"},
+           "spec": {"group": "kubesim.test", "scope": "Namespaced",
+                    "names": {"plural": "gizmos", "kind": "Gizmo"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {
+                                      "type": "object",
+                                      "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    made = http("POST", crds, json=crd).json()
+    assert "customresourcecleanup.apiextensions.k8s.io" in made["metadata"]["finalizers"]
+    path = f"/apis/kubesim.test/v1/namespaces/{namespace}/gizmos"
+    http("POST", path, json={"apiVersion": "kubesim.test/v1", "kind": "Gizmo",
+                             "metadata": {"name": "g", "finalizers": ["x.io/hold"]}})
+    http("DELETE", f"{crds}/gizmos.kubesim.test")
+    eventually(lambda: bool(http("GET", f"{path}/g").json()["metadata"].get(
+        "deletionTimestamp")))
+    assert http("GET", f"{crds}/gizmos.kubesim.test").status_code == 200  # held by the CR
+    refused = http("POST", path, json={"apiVersion": "kubesim.test/v1", "kind": "Gizmo",
+                                       "metadata": {"name": "late"}})
+    assert refused.status_code == 405
+    http("PATCH", f"{path}/g", headers=MERGE, json={"metadata": {"finalizers": None}})
+    eventually(lambda: http("GET", f"{crds}/gizmos.kubesim.test").status_code == 404)
+    assert http("GET", path).status_code == 404
+    resources = http("GET", "/apis/kubesim.test/v1").json()["resources"]
+    assert "gizmos" not in {r["name"] for r in resources}

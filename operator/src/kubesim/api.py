@@ -226,7 +226,7 @@ class Api:
         conditions.append({"type": "PodScheduled", "status": "True",
                            "lastTransitionTime": now_rfc3339(), "lastProbeTime": None})
         pod["status"]["conditions"] = conditions
-        self.store._write_update(target.rt, pod, current, False)
+        self.store.replace(target.rt, pod, current)
         return 201, dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
                            "status": "Success", "code": 201})
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from .errors import ApiError
 from .resources import ResourceType
-from .store import NS_GR, Store, loads
+from .store import CRD_CLEANUP, CRD_GR, NS_GR, Store, loads
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class Controllers:
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         store.on_removed = lambda uid: self.queue.put_nowait(("removed", uid))
-        store.on_namespace_terminating = lambda ns: self.queue.put_nowait(("namespace", ns))
+        store.on_terminating = self._terminating
         store.on_foreground = lambda: self.queue.put_nowait(("foreground", ""))
         store.on_graceful = self._schedule_grace_expiry
 
@@ -49,8 +50,10 @@ class Controllers:
                     self.collect(arg)
                 elif what == "foreground":
                     self._release_foreground()
-                else:
+                elif what == "namespace":
                     asyncio.get_running_loop().create_task(self.finalize_namespace(arg))
+                elif what == "crd":
+                    asyncio.get_running_loop().create_task(self.finalize_crd(arg))
             except Exception:  # a controller bug must not stop collection for good
                 log.exception("controller failed on %s %s", what, arg)
 
@@ -71,6 +74,12 @@ class Controllers:
                 else:
                     store.delete(rt, ns, name, {"propagationPolicy": "Background"})
         self._release_foreground()
+
+    def _terminating(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if rt.group_resource == NS_GR:
+            self.queue.put_nowait(("namespace", obj["metadata"]["name"]))
+        elif rt.group_resource == CRD_GR:
+            self.queue.put_nowait(("crd", obj["metadata"]["name"]))
 
     def _schedule_grace_expiry(self, rt: ResourceType, namespace: str, name: str, uid: str,
                                grace: int) -> None:
@@ -106,26 +115,30 @@ class Controllers:
                 store.remove_finalizer(rt, meta.get("namespace", ""), meta["name"],
                                        "foregroundDeletion")
 
-    async def finalize_namespace(self, namespace: str) -> None:
-        """Delete everything in a terminating namespace, then the namespace itself."""
-        store = self.store
+    async def _drain(self, targets: list[tuple[ResourceType, str | None]]) -> None:
+        """Delete every object of the given (type, namespace) pairs; wait until all are gone."""
         requested: set[str] = set()
         while True:
             remaining = 0
-            for gr, coll in list(store.collections.items()):
-                rt = store.type_for(gr)
-                if rt is None or not rt.namespaced:
-                    continue
-                for stored in list(coll.iter(namespace)):
+            for rt, namespace in targets:
+                coll = self.store.collections.get(rt.group_resource)
+                for stored in list(coll.iter(namespace)) if coll else []:
                     remaining += 1
-                    uid = stored.obj["metadata"]["uid"]
-                    if uid not in requested:
-                        requested.add(uid)
+                    meta = stored.obj["metadata"]
+                    if meta["uid"] not in requested:
+                        requested.add(meta["uid"])
                         with contextlib.suppress(ApiError):
-                            store.delete(rt, namespace, stored.obj["metadata"]["name"])
+                            self.store.delete(rt, meta.get("namespace", ""), meta["name"])
             if remaining == 0:
-                break
+                return
             await asyncio.sleep(0.05)
+
+    async def finalize_namespace(self, namespace: str) -> None:
+        """Delete everything in a terminating namespace, then the namespace itself."""
+        store = self.store
+        types = [rt for gr in list(store.collections)
+                 if (rt := store.type_for(gr)) is not None and rt.namespaced]
+        await self._drain([(rt, namespace) for rt in types])
         ns_type = store.type_for(NS_GR)
         namespaces = store.collections.get(NS_GR)
         found = namespaces.get("", namespace) if namespaces else None
@@ -135,4 +148,14 @@ class Controllers:
             return  # someone else's finalizer: the namespace goes when they remove it
         obj = loads(found.raw)
         obj.setdefault("spec", {})["finalizers"] = []
-        store._commit(ns_type, obj, found, "DELETED")
+        store.finish_deletion(ns_type, obj, found)
+
+    async def finalize_crd(self, name: str) -> None:
+        """Delete every custom resource of a terminating CRD, then release the CRD."""
+        store = self.store
+        types = store.registry.crd_types.get(name, [])
+        storage = [rt for rt in types if rt.version == rt.storage_version][:1]
+        await self._drain([(rt, None) for rt in storage])
+        crd_type = store.type_for(CRD_GR)
+        if crd_type is not None:
+            store.remove_finalizer(crd_type, "", name, CRD_CLEANUP)

@@ -62,6 +62,9 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj["status"] = {}
     elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         obj["status"] = crd_status(obj)
+        finalizers = obj["metadata"].setdefault("finalizers", [])
+        if "customresourcecleanup.apiextensions.k8s.io" not in finalizers:
+            finalizers.append("customresourcecleanup.apiextensions.k8s.io")
 
 
 def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> None:

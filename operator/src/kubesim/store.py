@@ -24,6 +24,7 @@ from .watch import Event, History, Stored
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_GR = ("", "namespaces")
 
@@ -83,7 +84,9 @@ class Store:
         self.uids: dict[str, tuple[tuple[str, str], str, str]] = {}
         self.dependents: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
         self.on_removed: Callable[[str], None] = lambda uid: None
-        self.on_namespace_terminating: Callable[[str], None] = lambda ns: None
+        # An object got its deletionTimestamp (namespaces and CRDs have controllers to run).
+        self.on_terminating: Callable[[ResourceType, dict[str, Any]], None] = \
+            lambda rt, obj: None
         self.on_foreground: Callable[[], None] = lambda: None
         # A running pod deleted with a grace period: the kubelet (or, failing it, the server
         # once the period is over) finishes the deletion.
@@ -135,6 +138,9 @@ class Store:
         coll.history.append(Event(self.rv, kind, stored, old))
         if rt.group_resource == CRD_GR:
             self._crd_changed(stored, kind)
+        if kind == "MODIFIED" and old is not None and meta.get("deletionTimestamp") and \
+                not old.obj["metadata"].get("deletionTimestamp"):
+            self.on_terminating(rt, obj)
         return stored
 
     def _index(self, rt: ResourceType, stored: Stored, old: Stored | None) -> None:
@@ -148,6 +154,8 @@ class Store:
             self.dependents.get(uid, set()).discard(key)
         for uid in new_owners - old_owners:
             self.dependents.setdefault(uid, set()).add(key)
+            if uid not in self.uids:
+                self.on_removed(uid)  # a dangling reference: its owner is already gone
 
     def _unindex(self, rt: ResourceType, stored: Stored) -> None:
         meta = stored.obj["metadata"]
@@ -163,7 +171,9 @@ class Store:
             types = self.registry.crd_types.get(name, [])
             self.registry.remove_crd(name)
             for rt in types[:1]:
-                self.collections.pop(rt.group_resource, None)
+                coll = self.collections.pop(rt.group_resource, None)
+                for watcher in list(coll.history.watchers) if coll else []:
+                    watcher.close()  # the resource is gone: its watches end
         else:
             self.registry.set_crd(name, types_from_crd(stored.obj))
 
@@ -185,6 +195,8 @@ class Store:
             self._check_namespace_open(namespace)
         else:
             meta.pop("namespace", None)
+        if rt.custom:
+            self._check_crd_open(rt)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(
                 random.choices(_GENERATE_ALPHABET, k=5))
@@ -218,6 +230,16 @@ class Store:
                 f"the API version in the data ({api_version}) does not match the expected API "
                 f"version ({rt.api_version})" if api_version != rt.api_version else
                 f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+
+    def _check_crd_open(self, rt: ResourceType) -> None:
+        crds = self.collections.get(CRD_GR)
+        for crd in crds.iter(None) if crds else ():
+            spec = crd.obj.get("spec") or {}
+            if spec.get("group") == rt.group and (spec.get("names") or {}).get(
+                    "plural") == rt.plural and crd.obj["metadata"].get("deletionTimestamp"):
+                raise ApiError(405, "MethodNotAllowed",
+                               "create not allowed while custom resource definition is "
+                               "terminating", {})
 
     def _check_namespace_open(self, namespace: str) -> None:
         phase = self.namespace_phase(namespace)
@@ -378,13 +400,19 @@ class Store:
         if dry_run:
             return Stored(new, dumps(new))
         stored = self._commit(rt, new, old, "MODIFIED")
-        if is_ns:
-            self.on_namespace_terminating(name)
         if "foregroundDeletion" in finalizers:
             self.on_foreground()
         if grace:
             self.on_graceful(rt, new_meta.get("namespace", ""), name, new_meta["uid"], grace)
         return stored
+
+    def finish_deletion(self, rt: ResourceType, obj: dict[str, Any], old: Stored) -> Stored:
+        """Controllers' last step: the object leaves storage (DELETED event)."""
+        return self._commit(rt, obj, old, "DELETED")
+
+    def replace(self, rt: ResourceType, obj: dict[str, Any], old: Stored) -> Stored:
+        """Controllers' and subresources' direct writes, with the usual versioning rules."""
+        return self._write_update(rt, obj, old, False)
 
     def remove_finalizer(self, rt: ResourceType, namespace: str, name: str,
                          finalizer: str) -> None:
