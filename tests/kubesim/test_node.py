@@ -614,3 +614,25 @@ def test_start_delay_shows_container_creating_before_running(
     pod = wait_running(sim_api, sim_namespace, "slow")
     started = parse_time(pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"])
     assert started >= parse_time(pod["status"]["startTime"])
+
+
+def test_kubectl_describe_pod_shows_node_status_and_events(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes,
+        sim_kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    sim = simulated_nodes(f"one={A100}:1")
+    node = sim.sim.specs[0].name
+    create_pod(sim_api, sim_namespace, gpu_pod("shown", 1))
+    pod = wait_running(sim_api, sim_namespace, "shown")
+    wait_event(sim_api, sim_namespace, "shown", "Started")
+    out = sim_kubectl("describe", "pod", "shown", "-n", sim_namespace).stdout
+    assert re.search(rf"^Node:\s+{node}/{re.escape(pod['status']['hostIP'])}$", out, re.M), out
+    assert re.search(r"^Status:\s+Running$", out, re.M)
+    assert re.search(rf"^IP:\s+{re.escape(pod['status']['podIP'])}$", out, re.M)
+    assert re.search(r"^\s+State:\s+Running$", out, re.M)
+    assert re.search(r"^\s+Ready\s+True\s*$", out, re.M)
+    assert re.search(r"^\s+nvidia.com/gpu:\s+1$", out, re.M)
+    assert re.search(rf"^\s+Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully "
+                     rf"assigned {sim_namespace}/shown to {node}$", out, re.M), out
+    # kubectl prefixes the event's fieldPath for container events
+    assert re.search(r"^\s+Normal\s+Started\s+\S+\s+kubelet\s+spec.containers\{main\}: "
+                     r"Started container main$", out, re.M), out

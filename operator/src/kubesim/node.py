@@ -903,7 +903,11 @@ class Scheduler:
                     continue
                 if pod.get("spec", {}).get("nodeName") or not self._wants_scheduling(pod):
                     continue
-                await self._schedule_one(uid, pod)
+                try:
+                    await self._schedule_one(uid, pod)
+                except Exception:  # one bad pod must not stop the scheduler
+                    log.exception("scheduling %s failed; retrying later", key)
+                    self._unschedulable[uid] = key
 
     async def _schedule_one(self, uid: str, pod: Obj) -> None:
         requests = pod_requests(pod)
