@@ -103,3 +103,27 @@ def test_fault_flag_on_command_line(tmp_path):
     with start_emulator(tmp_path, extra_args=("--fault", rule)) as emulator:
         rsp = requests.get(f"{emulator.url}/api/v1/secrets", timeout=30)
         assert rsp.status_code == 503
+
+
+def test_tls_lets_kubectl_authenticate(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kubernetes import client, config
+
+    with start_emulator(tmp_path, extra_args=("--tls",)) as emulator:
+        assert emulator.url.startswith("https://")
+        api = config.new_client_from_config(config_file=str(emulator.kubeconfig))
+        assert client.CoreV1Api(api).read_namespace("default").metadata.name == "default"
+        api.close()
+        admin = emulator.url + "/_kubesim/requests"
+        ca = tmp_path / "kubesim-tls" / "server.crt"
+        requests.post(admin, json={"enabled": True}, verify=str(ca), timeout=30)
+        kubectl = Path(sys.executable).parent / "kubectl"
+        subprocess.run([str(kubectl), f"--kubeconfig={emulator.kubeconfig}",
+                        f"--cache-dir={tmp_path / 'cache'}", "get", "ns", "default"],
+                       check=True, capture_output=True, timeout=60)
+        entries = requests.get(admin, verify=str(ca), timeout=30).json()["requests"]
+        users = {e["user"] for e in entries if e["path"] == "/api/v1/namespaces/default"}
+        assert users == {"kubesim-admin"}

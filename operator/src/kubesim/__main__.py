@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from . import tls
 from .kubeconfig import write_kubeconfig
 from .server import Server, serve
 
@@ -24,6 +25,9 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--bookmark-interval", type=float, default=5.0)
     p.add_argument("--gc-delay", type=float, default=0.0,
                    help="seconds before the garbage collector acts on a deleted owner")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS with a fresh self-signed certificate (kubectl then sends "
+                        "its bearer token, so request hooks see the identity)")
     p.add_argument("--record-requests", action="store_true")
     p.add_argument("--fault", action="append", default=[], metavar="JSON",
                    help='a fault rule, e.g. {"verb":"patch","code":500,"rate":0.1}')
@@ -36,9 +40,13 @@ async def _run(args: argparse.Namespace) -> None:
     server.record.enabled = args.record_requests
     for spec in args.fault:
         server.faults.add(json.loads(spec))
-    runner, port = await serve(server, args.host, args.port)
-    url = f"http://{args.host}:{port}"
-    write_kubeconfig(args.kubeconfig, url)
+    context, ca = None, None
+    if args.tls:
+        cert, key = tls.make_certificate(args.kubeconfig.parent / "kubesim-tls", args.host)
+        context, ca = tls.server_context(cert, key), tls.ca_data(cert)
+    runner, port = await serve(server, args.host, args.port, context)
+    url = f"{'https' if args.tls else 'http'}://{args.host}:{port}"
+    write_kubeconfig(args.kubeconfig, url, ca_data=ca)
     print(json.dumps({"url": url, "kubeconfig": str(args.kubeconfig)}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -9,10 +9,14 @@ import yaml
 from .hooks import ADMIN_TOKEN
 
 
-def write_kubeconfig(path: Path, url: str, namespace: str = "default") -> None:
+def write_kubeconfig(path: Path, url: str, namespace: str = "default",
+                     ca_data: str | None = None) -> None:
+    cluster: dict[str, str] = {"server": url}
+    if ca_data:
+        cluster["certificate-authority-data"] = ca_data
     config = {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": "kubesim", "cluster": {"server": url}}],
+        "clusters": [{"name": "kubesim", "cluster": cluster}],
         "users": [{"name": "kubesim-admin", "user": {"token": ADMIN_TOKEN}}],
         "contexts": [{"name": "kubesim", "context": {
             "cluster": "kubesim", "user": "kubesim-admin", "namespace": namespace}}],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -184,12 +185,13 @@ def _json(code: int, body: bytes, headers: dict[str, str] | None = None,
     return web.Response(status=code, body=body, headers=out)
 
 
-async def serve(server: Server, host: str, port: int) -> tuple[web.BaseRunner, int]:
+async def serve(server: Server, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+                ) -> tuple[web.BaseRunner, int]:
     """Start listening; returns the runner and the bound port."""
     low = web.Server(server.handle, handler_cancellation=True, access_log=None)
     runner = web.ServerRunner(low, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
+    site = web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context)
     await site.start()
     sockets = runner.addresses
     bound = sockets[0][1] if sockets else port
