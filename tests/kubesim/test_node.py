@@ -226,6 +226,7 @@ def test_pod_that_fits_is_bound_and_runs_like_on_a_kubelet(
     assert container["ready"] is True and container["restartCount"] == 0
     assert RFC3339_SECONDS.match(status["startTime"])
     assert status["hostIP"] and status["podIP"]
+    assert status["qosClass"] == "BestEffort"  # QoS only counts cpu and memory, not GPUs
     scheduled = wait_event(sim_api, sim_namespace, "train", "Scheduled")
     assert scheduled["source"]["component"] == "default-scheduler"
     assert scheduled["message"] == f"Successfully assigned {sim_namespace}/train to {node_name}"

@@ -960,7 +960,6 @@ class Scheduler:
     async def _report_unschedulable(self, uid: str, pod: Obj, message: str) -> None:
         if self._reported.get(uid) == message:
             return
-        self._reported[uid] = message
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                      "message": message, "lastProbeTime": None,
                      "lastTransitionTime": rfc3339()}
@@ -974,6 +973,7 @@ class Scheduler:
             if exc.status != 404:
                 log.warning("reporting %s unschedulable failed: %s", object_key(pod), exc)
             return
+        self._reported[uid] = message
         self.recorder.emit(pod, "Warning", "FailedScheduling", message,
                            component=DEFAULT_SCHEDULER)
 
@@ -1002,12 +1002,13 @@ def _sha(text: str) -> str:
 
 
 def _qos_class(pod: Obj) -> str:
+    """The pod's QoS class; like the kubelet, only cpu and memory count (GPUs do not)."""
     containers = (pod.get("spec") or {}).get("containers") or []
     limits_all, any_set = True, False
     for container in containers:
         res = container.get("resources") or {}
         requests, limits = res.get("requests") or {}, res.get("limits") or {}
-        any_set = any_set or bool(requests) or bool(limits)
+        any_set = any_set or any(k in ("cpu", "memory") for k in [*requests, *limits])
         for name in ("cpu", "memory"):
             if name not in limits or requests.get(name, limits[name]) != limits[name]:
                 limits_all = False
