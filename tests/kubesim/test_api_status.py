@@ -95,3 +95,20 @@ def test_pod_binding_sets_node_name(http, namespace):
         "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "b"},
         "target": {"kind": "Node", "name": "node-2"}})
     assert again.status_code == 409
+
+
+def test_deployment_scale_subresource(http, namespace, kubectl):
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    http("POST", path, json={"metadata": {"name": "d"}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+        "template": {"metadata": {"labels": {"app": "d"}},
+                     "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    got = http("GET", f"{path}/d/scale").json()
+    assert got["kind"] == "Scale" and got["apiVersion"] == "autoscaling/v1"
+    assert got["spec"] == {"replicas": 1} and got["status"]["selector"] == "app=d"
+    rsp = http("PATCH", f"{path}/d/scale", headers=MERGE, json={"spec": {"replicas": 3}})
+    assert rsp.status_code == 200 and rsp.json()["spec"]["replicas"] == 3
+    deployment = http("GET", f"{path}/d").json()
+    assert deployment["spec"]["replicas"] == 3 and deployment["metadata"]["generation"] == 2
+    kubectl("scale", "deployment", "d", "-n", namespace, "--replicas=5")
+    assert http("GET", f"{path}/d").json()["spec"]["replicas"] == 5

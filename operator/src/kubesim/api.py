@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from . import errors, patch, protobuf, tables
+from . import errors, patch, protobuf, scale, tables
 from .errors import ApiError
 from .resources import ResourceType
 from .routing import Target
@@ -68,6 +68,8 @@ class Api:
     def get(self, target: Target, query: Mapping[str, str], accept: str) -> bytes:
         ns = target.namespace or ""
         stored = self.store.get(target.rt, ns, target.name)
+        if target.subresource == "scale":
+            return dumps(scale.to_scale(target.rt, stored.obj))
         if wants_table(accept):
             meta = {"resourceVersion": stored.obj["metadata"]["resourceVersion"]}
             return dumps(tables.table(target.rt, [stored.obj], meta,
@@ -119,6 +121,8 @@ class Api:
             raise errors.method_not_allowed()
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was in an unknown format")
+        if target.subresource == "scale":
+            return self._write_scale(target, body)
         if target.rt.custom and not (body.get("metadata") or {}).get("resourceVersion"):
             # Custom resources do not allow unconditional updates.
             raise errors.invalid(target.rt.kind, target.rt.group, target.name, [errors.FieldError(
@@ -152,6 +156,8 @@ class Api:
                     raise errors.not_found(rt.plural, rt.group, target.name)
                 return self._apply_create(target, query, body, warnings)
         current = loads(self.store.get(rt, ns if rt.namespaced else "", target.name).raw)
+        if target.subresource == "scale":
+            current = scale.to_scale(rt, current)
         if kind == "application/json-patch+json":
             patched = patch.json_patch(current, body)
         elif kind == "application/strategic-merge-patch+json":
@@ -162,9 +168,20 @@ class Api:
             patched = patch.merge_patch(current, body)
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
             raise errors.bad_request("the patched object is not a valid object")
+        if target.subresource == "scale":
+            return self._write_scale(target, patched)
         stored = self.store.update(rt, ns, target.name, patched, subresource=target.subresource,
                                    strict=_strict(query), dry_run=_dry(query), warnings=warnings)
         return 200, render(rt, stored)
+
+    def _write_scale(self, target: Target, body: dict[str, Any]) -> tuple[int, bytes]:
+        """A Scale write changes only the object's replica count (a spec change)."""
+        rt = target.rt
+        current = self.store.get(rt, target.namespace or "", target.name)
+        obj = loads(current.raw)
+        scale.apply_scale(rt, obj, body)
+        stored = self.store.update(rt, target.namespace or "", target.name, obj)
+        return 200, dumps(scale.to_scale(rt, stored.obj))
 
     def _apply_create(self, target: Target, query: Mapping[str, str], body: Any,
                       warnings: list[str]) -> tuple[int, bytes]:

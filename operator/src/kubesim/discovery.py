@@ -18,8 +18,9 @@ VERSION_INFO = {
 }
 # apiextensions-apiserver lists a custom resource's verbs in this (unsorted) order.
 CUSTOM_VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
-_SUB_VERBS = {"status": ["get", "patch", "update"], "binding": ["create"]}
-_SUB_KIND = {"binding": "Binding"}
+_SUB_VERBS = {"status": ["get", "patch", "update"], "binding": ["create"],
+              "scale": ["get", "patch", "update"]}
+_SUB_KIND = {"binding": "Binding", "scale": "Scale"}
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -61,9 +62,12 @@ def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
         main["categories"] = rt.categories
     out = [main]
     for sub in sorted(rt.subresources & set(_SUB_VERBS)):
-        out.append({"name": f"{rt.plural}/{sub}", "singularName": "",
-                    "namespaced": rt.namespaced, "kind": _SUB_KIND.get(sub, rt.kind),
-                    "verbs": _SUB_VERBS[sub]})
+        entry = {"name": f"{rt.plural}/{sub}", "singularName": "",
+                 "namespaced": rt.namespaced, "kind": _SUB_KIND.get(sub, rt.kind),
+                 "verbs": _SUB_VERBS[sub]}
+        if sub == "scale":
+            entry.update(group="autoscaling", version="v1")
+        out.append(entry)
     return out
 
 

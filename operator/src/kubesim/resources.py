@@ -23,6 +23,7 @@ class ResourceType:
     subresources: set[str] = field(default_factory=set)
     printer_columns: list[dict[str, Any]] | None = None  # CRD additionalPrinterColumns
     schema: dict[str, Any] | None = None  # CRD openAPIV3Schema
+    scale_paths: dict[str, str] | None = None  # CRD subresources.scale
     custom: bool = False
     has_generation: bool = True
     field_selectors: tuple[str, ...] = ()
@@ -123,6 +124,7 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
             categories=list(names.get("categories") or []), subresources=subs,
             printer_columns=ver.get("additionalPrinterColumns"), schema=schema, custom=True,
             field_selectors=selectable, storage_version=storage,
+            scale_paths=(ver.get("subresources") or {}).get("scale"),
             list_kind=names.get("listKind", ""),
         ))
     return out

@@ -95,7 +95,7 @@ class Server:
         warnings: list[str] = []
         if method == "GET":
             if target.name:
-                if target.subresource and target.subresource != "status":
+                if target.subresource not in ("", "status", "scale"):
                     raise ApiError(405, "MethodNotAllowed", "method not allowed", {})
                 return _json(200, self.api.get(target, query, accept), table=accept)
             if info.verb == "watch":
