@@ -637,3 +637,64 @@ def test_kubectl_describe_pod_shows_node_status_and_events(
     # kubectl prefixes the event's fieldPath for container events
     assert re.search(r"^\s+Normal\s+Started\s+\S+\s+kubelet\s+spec.containers\{main\}: "
                      r"Started container main$", out, re.M), out
+
+
+def test_kubectl_get_pods_shows_kubelet_states(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes,
+        sim_kubectl: Callable[..., subprocess.CompletedProcess[str]],
+        parse_table: Callable[[str], list[dict[str, str]]]) -> None:
+    sim = simulated_nodes(f"one={A100}:3", pull_fail_images=r"^registry\.invalid/",
+                          pull_backoff=0.2)
+    node = sim.sim.specs[0].name
+    create_pod(sim_api, sim_namespace, gpu_pod("running", 1))
+    create_pod(sim_api, sim_namespace, gpu_pod("pulling", 1, image="registry.invalid/x:1"))
+    create_pod(sim_api, sim_namespace, with_claim(gpu_pod("mounting", 1), "absent"))
+    create_pod(sim_api, sim_namespace, gpu_pod("waiting", 1))
+    running = wait_running(sim_api, sim_namespace, "running")
+    wait_unschedulable(sim_api, sim_namespace, "waiting")
+    wait_event(sim_api, sim_namespace, "mounting", "FailedMount")
+    wait_event(sim_api, sim_namespace, "pulling", "BackOff")
+
+    def table() -> dict[str, dict[str, str]]:
+        out = sim_kubectl("get", "pods", "-n", sim_namespace).stdout
+        assert out.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        return {r["NAME"]: r for r in parse_table(out)}
+
+    rows = wait_for(lambda: (t := table())["pulling"]["STATUS"] == "ImagePullBackOff" and t,
+                    30, message="ImagePullBackOff in kubectl get pods")
+    assert (rows["running"]["READY"], rows["running"]["STATUS"], rows["running"]["RESTARTS"]) == (
+        "1/1", "Running", "0")
+    assert (rows["pulling"]["READY"], rows["pulling"]["STATUS"]) == ("0/1", "ImagePullBackOff")
+    assert (rows["mounting"]["READY"], rows["mounting"]["STATUS"]) == ("0/1", "ContainerCreating")
+    assert (rows["waiting"]["READY"], rows["waiting"]["STATUS"]) == ("0/1", "Pending")
+
+    wide = {r["NAME"]: r for r in parse_table(
+        sim_kubectl("get", "pods", "-n", sim_namespace, "-o", "wide").stdout)}
+    assert (wide["running"]["IP"], wide["running"]["NODE"]) == (running["status"]["podIP"], node)
+    assert (wide["waiting"]["IP"], wide["waiting"]["NODE"]) == ("<none>", "<none>")
+
+
+def test_kubectl_get_nodes_and_pvcs(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes,
+        sim_kubectl: Callable[..., subprocess.CompletedProcess[str]],
+        parse_table: Callable[[str], list[dict[str, str]]]) -> None:
+    sim = simulated_nodes(f"one={A100}:1")
+    node = sim.sim.specs[0].name
+    out = sim_kubectl("get", "nodes", node).stdout
+    assert out.splitlines()[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    (row,) = parse_table(out)
+    assert (row["STATUS"], row["ROLES"], row["VERSION"]) == ("Ready", "<none>", "v1.37.0")
+    sim_kubectl("cordon", node)
+    (row,) = parse_table(sim_kubectl("get", "nodes", node).stdout)
+    assert row["STATUS"] == "Ready,SchedulingDisabled"
+
+    core_api(sim_api).create_namespaced_persistent_volume_claim(sim_namespace,
+                                                                pvc("data", size="50Gi"))
+    claim = wait_for(lambda: (c := read_pvc(sim_api, sim_namespace, "data"))["status"].get(
+        "phase") == "Bound" and c, 30, message="PVC Bound")
+    out = sim_kubectl("get", "pvc", "-n", sim_namespace).stdout
+    header = out.splitlines()[0]
+    assert header.startswith("NAME") and "ACCESS MODES" in header
+    (row,) = parse_table(out)
+    assert (row["STATUS"], row["VOLUME"], row["CAPACITY"], row["ACCESS MODES"]) == (
+        "Bound", claim["spec"]["volumeName"], "50Gi", "RWO")
