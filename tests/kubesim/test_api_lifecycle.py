@@ -202,3 +202,13 @@ def test_deleting_a_crd_deletes_its_resources_and_stops_serving_them(http, names
     assert http("GET", path).status_code == 404
     resources = http("GET", "/apis/kubesim.test/v1").json()["resources"]
     assert "gizmos" not in {r["name"] for r in resources}
+
+
+def test_status_update_of_a_terminating_pod_keeps_it(http, namespace):
+    path = _running_pod(http, namespace, "st")
+    http("DELETE", path)
+    rsp = http("PATCH", f"{path}/status", headers=MERGE, json={"status": {"phase": "Succeeded"}})
+    assert rsp.status_code == 200
+    assert http("GET", path).json()["status"]["phase"] == "Succeeded"
+    http("DELETE", path, json={"gracePeriodSeconds": 0})
+    assert http("GET", path).status_code == 404

@@ -355,7 +355,9 @@ class Store:
             return old  # a no-op write changes nothing: same resourceVersion, no event
         if dry_run:
             return Stored(new, dumps(new))
-        if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+        if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers") and \
+                not old_meta.get("deletionGracePeriodSeconds"):
+            # The last finalizer is gone (and no grace period is still running): it goes.
             return self._commit(rt, new, old, "DELETED")
         return self._commit(rt, new, old, "MODIFIED")
 
