@@ -198,3 +198,9 @@ def test_custom_resource_put_requires_resource_version(http, namespace, widget_c
     assert rsp.status_code == 422
     assert rsp.json()["message"] == ('Widget.kubesim.test "u" is invalid: metadata.resourceVersion:'
                                      ' Invalid value: 0x0: must be specified for an update')
+
+
+def test_namespace_name_must_be_a_dns_label(http):
+    rsp = http("POST", "/api/v1/namespaces", json={"metadata": {"name": "a.b"}})
+    assert rsp.status_code == 422
+    assert "RFC 1123 label" in rsp.json()["message"]

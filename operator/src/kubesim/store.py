@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import errors, kinds, schema
+from . import errors, kinds, objectmeta, schema
 from .errors import ApiError, FieldError
 from .resources import Registry, ResourceType, types_from_crd
 from .watch import Event, History, Stored
 
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -257,7 +254,7 @@ class Store:
     def _admit(self, rt: ResourceType, obj: dict[str, Any], strict: bool,
                warnings: list[str] | None) -> None:
         """Default, prune and validate; raise 422 (or 400 for strict unknown fields)."""
-        problems = _validate_meta(obj["metadata"], rt)
+        problems = objectmeta.validate(obj["metadata"], dns_label=rt.group_resource == NS_GR)
         if rt.custom:
             outcome = schema.admit(obj, rt.schema)
             unknown = outcome.unknown
@@ -494,31 +491,3 @@ def _spec_changed(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) ->
     skip = {"metadata", "status"} if (rt.has_status or not rt.custom) else {"metadata"}
     keys = (set(new) | set(old)) - skip
     return any(new.get(k) != old.get(k) for k in keys)
-
-
-_DNS_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-            "'-' or '.', and must start and end with an alphanumeric character (e.g. "
-            "'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]"
-            "([-a-z0-9]*[a-z0-9])?)*')")
-
-
-def _validate_meta(meta: dict[str, Any], rt: ResourceType) -> list[FieldError]:
-    problems: list[FieldError] = []
-    name = meta.get("name")
-    if not name:
-        problems.append(FieldError("metadata.name", "FieldValueRequired",
-                                   "name or generateName is required", show_value=False))
-    elif len(name) > 253 or not _NAME_RE.match(name):
-        problems.append(FieldError("metadata.name", "FieldValueInvalid", _DNS_MSG, name))
-    for key, value in (meta.get("labels") or {}).items():
-        label_name = key.rsplit("/", 1)[-1]
-        if not isinstance(value, str) or len(label_name) > 63 or not _LABEL_NAME_RE.match(
-                label_name):
-            problems.append(FieldError("metadata.labels", "FieldValueInvalid",
-                                       "name part must consist of alphanumeric characters, '-', "
-                                       "'_' or '.'", key))
-        elif value and (len(value) > 63 or not _LABEL_NAME_RE.match(value)):
-            problems.append(FieldError("metadata.labels", "FieldValueInvalid",
-                                       "a valid label must be an empty string or consist of "
-                                       "alphanumeric characters, '-', '_' or '.'", value))
-    return problems
