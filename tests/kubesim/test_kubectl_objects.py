@@ -350,6 +350,42 @@ def test_wait_for_a_jsonpath_value(sim_kubectl: Kubectl, ns: str) -> None:
     assert out == f"{RESOURCE}/g2 condition met\n"
 
 
+@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: DELETE with dryRun in DeleteOptions "
+                   "deletes the object")
+def test_server_side_dry_run_changes_nothing(sim_kubectl: Kubectl, ns: str) -> None:
+    out = sim_kubectl("apply", "-n", ns, "--dry-run=server", "-f", "-",
+                      input=gadget("ghost", "{size: small}")).stdout
+    assert out == f"{RESOURCE}/ghost created (server dry run)\n"
+    assert sim_kubectl("get", "gadget", "ghost", "-n", ns, check=False).returncode == 1
+    before = get_json(sim_kubectl, "gadget", "g1", "-n", ns)
+    out = sim_kubectl("patch", "gadget", "g1", "-n", ns, "--type=merge", "--dry-run=server",
+                      "-p", '{"spec": {"size": "large"}}').stdout
+    assert out == f"{RESOURCE}/g1 patched\n"  # kubectl patch adds no dry-run suffix
+    assert get_json(sim_kubectl, "gadget", "g1", "-n", ns) == before
+    out = sim_kubectl("delete", "gadget", "g1", "-n", ns, "--dry-run=server").stdout
+    assert out == f'{RESOURCE} "g1" deleted from {ns} namespace (server dry run)\n'
+    assert get_json(sim_kubectl, "gadget", "g1", "-n", ns) == before
+
+
+def test_diff_shows_what_apply_would_change(sim_kubectl: Kubectl, ns: str) -> None:
+    same = gadget("g1", "{size: small, owner: alice}", "{tier: gold, team: a}")
+    assert sim_kubectl("diff", "-n", ns, "-f", "-", input=same).returncode == 0
+    changed = same.replace("size: small", "size: large")
+    result = sim_kubectl("diff", "-n", ns, "-f", "-", input=changed, check=False)
+    assert result.returncode == 1, result.stderr  # 1 means: differences found
+    lines = result.stdout.splitlines()
+    assert "-  size: small" in lines and "+  size: large" in lines
+    assert "-  generation: 1" in lines and "+  generation: 2" in lines
+    assert get_json(sim_kubectl, "gadget", "g1", "-n", ns)["spec"]["size"] == "small"
+
+
+def test_chunked_list_follows_continue_tokens(sim_kubectl: Kubectl, ns: str) -> None:
+    out = sim_kubectl("get", "gadgets", "-n", ns, "--chunk-size=1", "-o", "name").stdout
+    assert out == f"{RESOURCE}/g1\n{RESOURCE}/g2\n{RESOURCE}/g3\n"
+    out = sim_kubectl("get", "gadgets", "-n", ns, "--chunk-size=2").stdout
+    assert out.count("NAME") == 1 and len(out.splitlines()) == 4
+
+
 # -- deleting ----------------------------------------------------------------------------------
 
 
