@@ -698,3 +698,22 @@ def test_kubectl_get_nodes_and_pvcs(
     (row,) = parse_table(out)
     assert (row["STATUS"], row["VOLUME"], row["CAPACITY"], row["ACCESS MODES"]) == (
         "Bound", claim["spec"]["volumeName"], "50Gi", "RWO")
+
+
+def test_kubectl_wait_ready_and_delete_pod_through_the_kubelet(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes,
+        sim_kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    simulated_nodes(f"one={A100}:1", start_delay=0.5)
+    sim_kubectl("apply", "-n", sim_namespace, "-f", "-", input=json.dumps(gpu_pod("first", 1)))
+    out = sim_kubectl("wait", "pod/first", "-n", sim_namespace, "--for=condition=Ready",
+                      "--timeout=60s").stdout
+    assert out == "pod/first condition met\n"
+    sim_kubectl("apply", "-n", sim_namespace, "-f", "-", input=json.dumps(gpu_pod("second", 1)))
+    wait_unschedulable(sim_api, sim_namespace, "second")
+    # kubectl delete waits until the kubelet has stopped the pod and removed it
+    out = sim_kubectl("delete", "pod", "first", "-n", sim_namespace, "--timeout=60s").stdout
+    assert out == f'pod "first" deleted from {sim_namespace} namespace\n'
+    assert pod_or_none(sim_api, sim_namespace, "first") is None
+    out = sim_kubectl("wait", "pod/second", "-n", sim_namespace, "--for=condition=Ready",
+                      "--timeout=60s").stdout
+    assert out == "pod/second condition met\n"
