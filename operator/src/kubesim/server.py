@@ -16,7 +16,7 @@ from .api import JSON, Api, parse_body
 from .controllers import Controllers
 from .errors import ApiError, unknown_path
 from .faults import Faults, RequestRecord
-from .hooks import Hooks, RequestInfo
+from .hooks import CURRENT, Hooks, RequestInfo
 from .routing import request_info, resolve
 from .store import Store, dumps
 from .watchstream import WatchStream
@@ -33,6 +33,7 @@ class Server:
         self.api = Api(self.store)
         self.controllers = Controllers(self.store, gc_delay)
         self.hooks = Hooks()
+        self.store.admission = self.hooks.admit
         self.faults = Faults()
         self.record = RequestRecord()
         self.bookmark_interval = bookmark_interval
@@ -60,6 +61,7 @@ class Server:
                 return _json(code, dumps(payload))
             info = request_info(request.method, path, request.query.get("watch") in
                                 ("true", "1"))
+            CURRENT.set((identity, info))
             self.hooks.check(identity, info)
             rules = self.faults.pick(info) if self.faults.rules else []
             for rule in rules:

@@ -85,6 +85,8 @@ class Store:
         self.on_terminating: Callable[[ResourceType, dict[str, Any]], None] = \
             lambda rt, obj: None
         self.on_foreground: Callable[[], None] = lambda: None
+        # Admission (hooks.Hooks.admit): stage, operation, group, version, resource, obj, old.
+        self.admission: Callable[..., None] = lambda *args: None
         # A running pod deleted with a grace period: the kubelet (or, failing it, the server
         # once the period is over) finishes the deletion.
         self.on_graceful: Callable[[ResourceType, str, str, str, int], None] = \
@@ -208,12 +210,18 @@ class Store:
         if rt.custom and rt.has_status:
             obj.pop("status", None)
         kinds.prepare_create(rt, obj)
+        self._admission("mutating", "CREATE", rt, obj, None)
         self._admit(rt, obj, strict, warnings)
+        self._admission("validating", "CREATE", rt, obj, None)
         if self.collection(rt).get(namespace if rt.namespaced else "", name) is not None:
             raise errors.already_exists(rt.plural, rt.group, name)
         if dry_run:
             return Stored(obj, dumps(obj))
         return self._commit(rt, obj, None, "ADDED")
+
+    def _admission(self, stage: str, operation: str, rt: ResourceType,
+                   obj: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
+        self.admission(stage, operation, rt.group, rt.version, rt.plural, obj, old)
 
     def _check_type(self, rt: ResourceType, obj: Any) -> None:
         if not isinstance(obj, dict):
@@ -294,11 +302,13 @@ class Store:
         if want_rv not in (None, "") and want_rv != old.obj["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.plural, rt.group, name)
         new = self._merge_update(rt, body, old.obj, subresource)
+        self._admission("mutating", "UPDATE", rt, new, old.obj)
         self._admit(rt, new, strict, warnings)
         problems = kinds.validate_update(rt, new, old.obj) if not subresource else []
         problems += self._finalizer_problems(new, old.obj)
         if problems:
             raise errors.invalid(rt.kind, rt.group, name, problems)
+        self._admission("validating", "UPDATE", rt, new, old.obj)
         return self._write_update(rt, new, old, dry_run)
 
     def _merge_update(self, rt: ResourceType, body: dict[str, Any], old: dict[str, Any],
@@ -368,6 +378,7 @@ class Store:
         old = self.get(rt, namespace if rt.namespaced else "", name)
         meta = old.obj["metadata"]
         _check_preconditions(rt, name, meta, options.get("preconditions") or {})
+        self._admission("validating", "DELETE", rt, None, old.obj)
         policy = options.get("propagationPolicy") or (
             "Orphan" if options.get("orphanDependents") else "Background")
         finalizers = list(meta.get("finalizers") or [])
