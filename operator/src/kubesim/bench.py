@@ -47,7 +47,9 @@ async def run(url: str, objects: int, workers: int, watchers: int) -> dict[str, 
     async with aiohttp.ClientSession(connector=connector) as session:
         await _check(await session.post(f"{url}/api/v1/namespaces",
                                         json={"metadata": {"name": "bench"}}), 201)
-        watch_tasks = [asyncio.create_task(_watch(session, base)) for _ in range(watchers)]
+        delivered = [0]
+        watch_tasks = [asyncio.create_task(_watch(session, base, delivered))
+                       for _ in range(watchers)]
 
         async def create(s: aiohttp.ClientSession, i: int) -> None:
             body = {"metadata": {"name": f"cm-{i}", "labels": {"shard": str(i % 100)}},
@@ -64,7 +66,12 @@ async def run(url: str, objects: int, workers: int, watchers: int) -> dict[str, 
                 f"{base}/cm-{random.randrange(objects)}", data=json.dumps(
                     {"metadata": {"annotations": {"n": str(i)}}}),
                 headers={"Content-Type": "application/merge-patch+json"}), 200)
+        before = delivered[0]
+        started = time.perf_counter()
         results["patch"] = await _drive(session, patch, min(objects, 10_000), workers)
+        await asyncio.sleep(0.5)  # let the watchers drain what the last patches queued
+        results["watch events delivered/s"] = (delivered[0] - before) / (
+            time.perf_counter() - started)
 
         async def small_list(s: aiohttp.ClientSession, i: int) -> None:
             await _check(await s.get(f"{url}/api/v1/namespaces/default/configmaps"), 200)
@@ -83,11 +90,11 @@ async def run(url: str, objects: int, workers: int, watchers: int) -> dict[str, 
     return results
 
 
-async def _watch(session: aiohttp.ClientSession, base: str) -> None:
+async def _watch(session: aiohttp.ClientSession, base: str, delivered: list[int]) -> None:
     async with session.get(base, params={"watch": "true", "resourceVersion": "1"},
                            timeout=aiohttp.ClientTimeout(total=None)) as rsp:
         async for _line in rsp.content:
-            pass
+            delivered[0] += 1
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp, start_emulator(Path(tmp)) as emulator:
         results = asyncio.run(run(emulator.url, args.objects, args.workers, args.watchers))
     for name, value in results.items():
-        unit = "" if "(" in name or name in ("objects", "rss MiB") else " req/s"
+        unit = "" if "(" in name or "/" in name or name in ("objects", "rss MiB") else " req/s"
         shown = f"{value:10.3f}" if value < 10 else f"{value:10.0f}"
         print(f"{name:28s} {shown}{unit}")
 
