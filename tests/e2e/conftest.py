@@ -44,6 +44,29 @@ spec:
 ---
 apiVersion: gpurental.dev/v1alpha1
 kind: GpuOffer
+metadata: {name: pricey}
+spec:
+  gpu: {product: NVIDIA-GeForce-RTX-4090}
+  pricePerGpuHour: "360.00"
+---
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
+metadata: {name: storagey}
+spec:
+  gpu: {product: NVIDIA-GeForce-RTX-4090}
+  pricePerGpuHour: "0.69"
+  storagePricePerGiBHour: "36.00"
+---
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
+metadata: {name: capped}
+spec:
+  gpu: {product: NVIDIA-GeForce-RTX-4090}
+  pricePerGpuHour: "0.69"
+  maxDuration: 3s
+---
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
 metadata: {name: nowhere}
 spec:
   gpu: {product: NVIDIA-B200}

@@ -235,6 +235,17 @@ def test_extend_and_autorenew(rentals: Rentals, plugin: Run) -> None:
     assert plugin("extend", "open", "--hours", "1", "--from-now").stdout.splitlines()[1] == \
         "duration: <none> -> 2h"  # ran under an hour: rounded up to 1h, plus 1h
 
+    # Expired: resume changes nothing and says why; extend brings it back.
+    create(rentals, "short", duration="2s")
+    rentals.wait_phase("short", "Paused", timeout=30)
+    held = plugin("resume", "short")
+    assert held.stdout == "gpurental.gpurental.dev/short patched (no change)\n"
+    assert "held by the operator (Expired)" in held.stderr and "extend" in held.stderr
+    more = plugin("extend", "short", "--hours", "1").stdout.splitlines()
+    assert more[1:] == ["duration: 2s -> 1h0m2s",
+                        "remaining: 1h (the prepaid time runs only while the rental is Running)"]
+    rentals.wait_phase("short", "Running")
+
     assert plugin("autorenew", "e", "on").stdout == "gpurental.gpurental.dev/e patched\n"
     assert spec_of(rentals, "e")["autoRenew"] is True
     assert plugin("autorenew", "e", "on").stdout.endswith("patched (no change)\n")
@@ -337,6 +348,9 @@ def test_summary_kpis(rentals: Rentals, plugin: Run) -> None:
     eventually(lambda: rentals.status("gone").get("secondsBilled", 0) >= 2, timeout=30)
     plugin("pause", "gone")
     rentals.wait_phase("gone", "Paused")
+
+    listed = plugin("list", "--status", "running").stdout
+    assert "2x NVIDIA-A100-SXM4-80GB (mig-1g.10gb)" in listed
 
     table = plugin("summary").stdout.splitlines()
     assert re.fullmatch(r"ACTIVE INSTANCES +HOURLY BURN +SPEND", table[0])

@@ -147,6 +147,9 @@ class _Planner:
         self._money_conditions(spec)
         hold = self.ctx.hold
         if hold and _rank(hold.state) > _rank(target):
+            if not self.status.get("firstStartedAt") and target is DesiredState.RUNNING:
+                # Money never stops what never started: the rental waits, Pending.
+                return self._reject(hold.reason, hold.message)
             target, reason, message = hold.state, hold.reason, hold.message
         if target is DesiredState.STOPPED:
             return self._stop(reason, message)
