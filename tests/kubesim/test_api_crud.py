@@ -204,3 +204,20 @@ def test_namespace_name_must_be_a_dns_label(http):
     rsp = http("POST", "/api/v1/namespaces", json={"metadata": {"name": "a.b"}})
     assert rsp.status_code == 422
     assert "RFC 1123 label" in rsp.json()["message"]
+
+
+def test_dry_run_changes_nothing(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    dry = http("POST", path, params={"dryRun": "All"}, json=_cm("dry"))
+    assert dry.status_code == 201 and dry.json()["metadata"]["name"] == "dry"
+    assert http("GET", f"{path}/dry").status_code == 404
+    http("POST", path, json=_cm("real"))
+    rsp = http("DELETE", f"{path}/real", json={"propagationPolicy": "Background",
+                                               "dryRun": ["All"]})
+    assert rsp.status_code == 200
+    assert http("GET", f"{path}/real").status_code == 200
+    patched = http("PATCH", f"{path}/real", params={"dryRun": "All"},
+                   headers={"Content-Type": "application/merge-patch+json"},
+                   json={"data": {"k": "v"}})
+    assert patched.json()["data"] == {"k": "v"}
+    assert not http("GET", f"{path}/real").json().get("data")

@@ -195,7 +195,7 @@ class Api:
     def delete(self, target: Target, query: Mapping[str, str], body: Any) -> tuple[int, bytes]:
         options = _delete_options(query, body)
         stored = self.store.delete(target.rt, target.namespace or "", target.name, options,
-                                   dry_run=_dry(query))
+                                   dry_run=_dry(query, options))
         return 200, render(target.rt, stored)
 
     def delete_collection(self, target: Target, query: Mapping[str, str],
@@ -212,7 +212,7 @@ class Api:
             meta = stored.obj["metadata"]
             try:
                 deleted.append(self.store.delete(rt, meta.get("namespace", ""), meta["name"],
-                                                 options, dry_run=_dry(query)))
+                                                 options, dry_run=_dry(query, options)))
             except ApiError as exc:
                 if exc.code != 404:
                     raise
@@ -252,8 +252,9 @@ def _strict(query: Mapping[str, str]) -> bool:
     return query.get("fieldValidation", "") == "Strict"
 
 
-def _dry(query: Mapping[str, str]) -> bool:
-    return query.get("dryRun") == "All"
+def _dry(query: Mapping[str, str], options: dict[str, Any] | None = None) -> bool:
+    """dryRun=All as a query parameter, or in a DeleteOptions body (what kubectl sends)."""
+    return query.get("dryRun") == "All" or "All" in ((options or {}).get("dryRun") or [])
 
 
 def _delete_options(query: Mapping[str, str], body: Any) -> dict[str, Any]:
