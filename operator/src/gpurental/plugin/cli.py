@@ -202,11 +202,16 @@ def _for_each(ctx: Ctx, names: Sequence[str], action: Callable[[str], None]) -> 
 
 
 def _api_error(exc: ApiException, name: str | None = None) -> str:
+    """The server's Status, as kubectl prints it; a bare 404 (no Status body) names the rental."""
+    body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else exc.body
     if exc.status == 404 and name is not None:
-        body = exc.body.decode() if isinstance(exc.body, bytes) else (exc.body or "")
-        if "gpuoffers" not in body:
+        try:
+            doc = json.loads(body or "")
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not doc.get("message"):
             return render.not_found(name)
-    return render.api_error(exc.status, exc.reason, exc.body)
+    return render.api_error(exc.status, exc.reason, body)
 
 
 # --- list ----------------------------------------------------------------------------------------
@@ -218,10 +223,13 @@ WIDE_HEADERS = ["EXPIRES", "AUTORENEW", "WALLET", "MESSAGE"]
 def gpus_text(obj: Obj, offers: dict[str, Obj]) -> str:
     spec, status = _spec(obj), _status(obj)
     count = int(spec.get("gpus") or 1)
-    offer = offers.get(str(spec.get("offer")))
-    product = status.get("offerProduct") or (
-        ((offer or {}).get("spec") or {}).get("gpu") or {}).get("product")
-    return f"{count}x {product or spec.get('offer') or render.NONE}"
+    gpu = (((offers.get(str(spec.get("offer"))) or {}).get("spec") or {}).get("gpu") or {})
+    product = status.get("offerProduct") or gpu.get("product")
+    text = f"{count}x {product or spec.get('offer') or render.NONE}"
+    resource = str(gpu.get("resourceName") or "nvidia.com/gpu")
+    if resource != "nvidia.com/gpu":  # MIG slices, not whole GPUs
+        text += f" ({resource.rpartition('/')[2]})"
+    return text
 
 
 def list_row(obj: Obj, offers: dict[str, Obj], now: datetime, wide: bool,
@@ -293,9 +301,30 @@ def _set_state(ctx: Ctx, name: str, target: str) -> None:
         raise CliError(f'cannot {verb} gpurental "{name}": it {ended}')
     if _spec(obj).get("state", "Running") == target:
         ctx.out(render.patched(name, changed=False))
-        return
-    ctx.patch_spec(name, {"state": target})
-    ctx.out(render.patched(name))
+    else:
+        ctx.patch_spec(name, {"state": target})
+        ctx.out(render.patched(name))
+    hold = _hold(_status(obj))
+    if target == "Running" and hold:
+        ctx.err(f'Warning: gpurental "{name}" is held by the operator ({hold}): '
+                f"{HOLD_HINTS.get(str(hold), 'see its conditions')}")
+
+
+def _hold(status: Obj) -> str | None:
+    """Why the operator keeps the rental below its desired state: ``status.hold``, or the
+    Expired / BudgetExhausted condition that explains it."""
+    if status.get("hold"):
+        return str(status["hold"])
+    for cond in status.get("conditions") or ():
+        if cond.get("type") in HOLD_HINTS and cond.get("status") == "True":
+            return str(cond["type"])
+    return None
+
+
+HOLD_HINTS = {
+    "Expired": "its prepaid time ran out; add time with `extend --hours N`",
+    "BudgetExhausted": "its wallet ran out; it resumes when the wallet's budget is raised",
+}
 
 
 def cmd_pause(ctx: Ctx) -> int:
