@@ -106,6 +106,7 @@ WIDGET_CRD = {
                     "status": {"type": "object", "properties": {
                         "phase": {"type": "string"},
                         "count": {"type": "integer"},
+                        "since": {"type": "string", "format": "date-time"},
                     }},
                 },
             }},

@@ -139,3 +139,15 @@ def test_crd_schema_with_unknown_keyword_is_rejected_when_strict(http):
         "properties"]["x"]
     assert x == {"type": "string"}
     http("DELETE", f"{path}/typos.kubesim.test")
+
+
+def test_status_is_validated_on_status_writes(http, namespace, widget_crd):
+    assert _post(http, namespace, {"size": 1}).status_code == 201
+    path = f"/apis/kubesim.test/v1/namespaces/{namespace}/widgets/w/status"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    ok = http("PATCH", path, headers=merge, json={"status": {"since": "2026-06-07T08:42:11Z"}})
+    assert ok.status_code == 200
+    rsp = http("PATCH", path, headers=merge, json={"status": {"since": "yesterday"}})
+    assert _error(rsp) == ('Widget.kubesim.test "w" is invalid: status.since: Invalid value: '
+                           '"yesterday": status.since in body must be of type date-time: '
+                           '"yesterday"')
