@@ -221,3 +221,17 @@ def test_dry_run_changes_nothing(http, namespace):
                    json={"data": {"k": "v"}})
     assert patched.json()["data"] == {"k": "v"}
     assert not http("GET", f"{path}/real").json().get("data")
+
+
+def test_large_objects_up_to_the_apiserver_body_limit(http, namespace):
+    big = "x" * (2 * 1024 * 1024)
+    rsp = http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json=_cm("big", k=big))
+    assert rsp.status_code == 201
+    assert len(http("GET", f"/api/v1/namespaces/{namespace}/configmaps/big").json()["data"]["k"]
+               ) == len(big)
+
+
+def test_body_over_the_limit_is_413(http, namespace):
+    huge = "x" * (4 * 1024 * 1024)
+    rsp = http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json=_cm("huge", k=huge))
+    assert rsp.status_code == 413

@@ -56,7 +56,7 @@ class Server:
         status = 500
         try:
             if path.startswith("/_kubesim/"):
-                code, payload = admin.handle(self, request.method, path, await request.read())
+                code, payload = admin.handle(self, request.method, path, await _read_body(request))
                 status = code
                 return _json(code, dumps(payload))
             info = request_info(request.method, path, request.query.get("watch") in
@@ -103,7 +103,7 @@ class Server:
             if info.verb == "watch":
                 return await self._watch(request, target, rules)
             return _json(200, self.api.list_objects(target, query, accept), table=accept)
-        raw = await request.read()
+        raw = await _read_body(request)
         ctype = request.headers.get("Content-Type", JSON)
         if method == "POST":
             code, body = self.api.create(target, query, parse_body(raw, ctype), warnings)
@@ -176,6 +176,14 @@ class Server:
         return _json(200, dumps(doc))
 
 
+async def _read_body(request: web.BaseRequest) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(413, "RequestEntityTooLarge",
+                       f"Request entity too large: limit is {MAX_BODY}", {}) from exc
+
+
 def _json(code: int, body: bytes, headers: dict[str, str] | None = None,
           table: str = "") -> web.Response:
     content_type = JSON
@@ -187,10 +195,22 @@ def _json(code: int, body: bytes, headers: dict[str, str] | None = None,
     return web.Response(status=code, body=body, headers=out)
 
 
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
+
+
+class _HttpServer(web.Server):
+    """aiohttp's low-level server, with the apiserver's body limit instead of 1 MiB."""
+
+    def _make_request(self, message: Any, payload: Any, protocol: Any, writer: Any,
+                      task: Any) -> web.BaseRequest:
+        return web.BaseRequest(message, payload, protocol, writer, task, self._loop,
+                               client_max_size=MAX_BODY)
+
+
 async def serve(server: Server, host: str, port: int, ssl_context: ssl.SSLContext | None = None
                 ) -> tuple[web.BaseRunner, int]:
     """Start listening; returns the runner and the bound port."""
-    low = web.Server(server.handle, handler_cancellation=True, access_log=None)
+    low = _HttpServer(server.handle, handler_cancellation=True, access_log=None)
     runner = web.ServerRunner(low, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context)
