@@ -111,7 +111,10 @@ def test_wallet_exhaustion_pauses_on_time_and_a_top_up_resumes(rentals: Rentals)
     rentals.create("b", offer="pricey", wallet="team")
     for name in ("a", "b"):
         rentals.wait_phase(name, "Running")
-    exhausts_at = eventually(lambda: wallet_status(rentals).get("exhaustsAt"), timeout=30)
+    # The prediction once both meters run (2 x 36,000 cents an hour).
+    exhausts_at = eventually(
+        lambda: wallet_status(rentals).get("burnCentsPerHour") == 72000
+        and wallet_status(rentals)["exhaustsAt"], timeout=30)
     for name in ("a", "b"):
         rentals.wait_phase(name, "Paused", timeout=30)
         assert rentals.condition(name, "Paused")["reason"] == "BudgetExhausted"

@@ -409,30 +409,40 @@ def test_expiry_moment_agrees_with_seconds_billed(
 
 
 @pytest.mark.parametrize(
-    ("duration", "renewals", "cap", "expected"),
+    ("duration", "renewed", "cap", "expected"),
     [
         (3600, 0, None, 3600),
-        (3600, 2, None, 3 * 3600),
-        (4 * 3600, 20, 72 * 3600, 72 * 3600),  # maxDuration caps renewals
+        (3600, 2 * 3600, None, 3 * 3600),
+        (4 * 3600, 80 * 3600, 72 * 3600, 72 * 3600),  # maxDuration caps renewals
         (100 * 3600, 0, 72 * 3600, 72 * 3600),  # ... and the duration itself
-        (None, 3, 72 * 3600, 72 * 3600),  # no duration: the cap alone
+        (None, 3600, 72 * 3600, 72 * 3600),  # no duration: the cap alone
         (None, 0, None, None),  # unlimited
-        (0, 5, None, 0),
+        (0, 0, None, 0),
     ],
 )
 def test_effective_duration(
-    duration: int | None, renewals: int, cap: int | None, expected: int | None
+    duration: int | None, renewed: int, cap: int | None, expected: int | None
 ) -> None:
-    assert effective_duration(duration, renewals, cap) == expected
+    assert effective_duration(duration, renewed, cap) == expected
+
+
+def test_extending_after_renewals_adds_exactly_the_raise() -> None:
+    # Two 4h renewals, then the user raises duration from 4h to 5h: one hour more, not three.
+    before = effective_duration(4 * 3600, 8 * 3600, None)
+    after = effective_duration(5 * 3600, 8 * 3600, None)
+    assert before is not None and after is not None and after - before == 3600
 
 
 def test_renewals_near_the_cap() -> None:
     # 4h rentals under a 10h cap: 4h prepaid, the 1st renewal adds 4h, the 2nd only 2h, the
     # 3rd nothing.
-    assert [renewal_seconds(4 * 3600, r, 10 * 3600) for r in range(4)] == [
-        4 * 3600, 2 * 3600, 0, 0,
-    ]
-    assert effective_duration(4 * 3600, 2, 10 * 3600) == 10 * 3600
+    renewed, added = 0, []
+    for _ in range(4):
+        step = renewal_seconds(4 * 3600, renewed, 10 * 3600)
+        added.append(step)
+        renewed += step
+    assert added == [4 * 3600, 2 * 3600, 0, 0]
+    assert effective_duration(4 * 3600, 6 * 3600, 10 * 3600) == 10 * 3600
     assert renewal_seconds(4 * 3600, 0, None) == 4 * 3600
     assert renewal_seconds(None, 0, 10 * 3600) == 0
 
@@ -450,14 +460,15 @@ def test_renewal_cost_and_cover() -> None:
 
 @given(st.integers(0, 10**5), st.integers(0, 50), st.one_of(st.none(), st.integers(0, 10**7)))
 def test_effective_duration_properties(duration: int, renewals: int, cap: int | None) -> None:
-    total = effective_duration(duration, renewals, cap)
+    renewed = duration * renewals
+    total = effective_duration(duration, renewed, cap)
     assert total is not None
     if cap is not None:
         assert total <= cap
-    assert total <= duration * (1 + renewals)
-    nxt = effective_duration(duration, renewals + 1, cap)
+    assert total <= duration + renewed
+    nxt = effective_duration(duration, renewed + duration, cap)
     assert nxt is not None
-    assert nxt - total == renewal_seconds(duration, renewals, cap) >= 0
+    assert nxt - total == renewal_seconds(duration, renewed, cap) >= 0
 
 
 # --- wallets: burn ---------------------------------------------------------------------------

@@ -90,7 +90,8 @@ def test_pod_manifest() -> None:
             }],
             "volumes": [
                 {"name": "storage", "persistentVolumeClaim": {"claimName": "finetune-storage"}},
-                {"name": "ssh-keys", "secret": {"secretName": "finetune-ssh", "defaultMode": 0o444}},
+                {"name": "ssh-keys",
+                 "secret": {"secretName": "finetune-ssh", "defaultMode": 0o444}},
             ],
         },
     }

@@ -179,47 +179,37 @@ def test_status_filter_chips(chip: str, phases: set[str]) -> None:
     ("4h30m", "0.25", "4h45m"),
 ])
 def test_extend_adds_hours(duration: str, hours: str, new: str) -> None:
-    ext = meter.extend(duration, 0, Decimal(hours), billed_seconds=123)
+    ext = meter.extend(duration, Decimal(hours), billed_seconds=123)
     assert ext.new_duration == new
     assert ext.added_prepaid_seconds == int(Decimal(hours) * 3600)
 
 
-def test_extend_after_renewals_adds_what_was_asked_not_multiplied() -> None:
-    # prepaid = duration x (1 + renewals): 2 renewals of 4h; +1h of prepaid = +20m of duration
-    ext = meter.extend("4h", 2, Decimal(1), billed_seconds=0)
-    assert ext.new_duration == "4h20m" and ext.added_prepaid_seconds == 3600
-    odd = meter.extend("4h", 6, Decimal(1), billed_seconds=0)  # 3600 / 7 is not whole
-    assert odd.new_duration == "4h8m35s" and odd.added_prepaid_seconds == 3605
-
-
-@given(st.integers(min_value=0, max_value=10_000 * 3600), st.integers(0, 50),
-       st.integers(1, 1000))
-def test_extend_never_adds_less_than_asked(duration: int, renewals: int, hours: int) -> None:
+@given(st.integers(min_value=0, max_value=10_000 * 3600), st.integers(1, 1000))
+def test_extend_adds_exactly_what_was_asked(duration: int, hours: int) -> None:
     text = durations.format_duration_exact(duration)
-    ext = meter.extend(text, renewals, Decimal(hours), billed_seconds=0)
+    ext = meter.extend(text, Decimal(hours), billed_seconds=0)
     new = durations.parse_duration(ext.new_duration)
-    assert (new - duration) * (1 + renewals) == ext.added_prepaid_seconds
-    assert 0 <= ext.added_prepaid_seconds - hours * 3600 <= renewals
+    assert new - duration == ext.added_prepaid_seconds == hours * 3600
 
 
 def test_extend_without_a_duration_needs_from_now() -> None:
     with pytest.raises(meter.ExtendError, match="--from-now"):
-        meter.extend(None, 0, Decimal(1), billed_seconds=10)
-    assert meter.extend(None, 0, Decimal(1), 0, from_now=True).new_duration == "1h"
-    assert meter.extend(None, 0, Decimal(1), 5, from_now=True).new_duration == "2h"
-    assert meter.extend("", 0, Decimal(2), 3600, from_now=True).new_duration == "3h"
-    assert meter.extend(None, 0, Decimal(2), 3601, from_now=True).new_duration == "4h"
+        meter.extend(None, Decimal(1), billed_seconds=10)
+    assert meter.extend(None, Decimal(1), 0, from_now=True).new_duration == "1h"
+    assert meter.extend(None, Decimal(1), 5, from_now=True).new_duration == "2h"
+    assert meter.extend("", Decimal(2), 3600, from_now=True).new_duration == "3h"
+    assert meter.extend(None, Decimal(2), 3601, from_now=True).new_duration == "4h"
 
 
 @pytest.mark.parametrize("hours", ["0", "-1", "0.0001", "NaN", "Infinity"])
 def test_extend_rejects_bad_hours(hours: str) -> None:
     with pytest.raises(meter.ExtendError):
-        meter.extend("4h", 0, Decimal(hours), billed_seconds=0)
+        meter.extend("4h", Decimal(hours), billed_seconds=0)
 
 
 def test_extend_rejects_more_than_ten_years() -> None:
     with pytest.raises(meter.ExtendError, match="10 years"):
-        meter.extend("87600h", 0, Decimal(1), billed_seconds=0)
+        meter.extend("87600h", Decimal(1), billed_seconds=0)
 
 
 # --- SSH keys ------------------------------------------------------------------------------------

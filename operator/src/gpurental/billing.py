@@ -243,17 +243,19 @@ def close_segment(meter: Meter, end: datetime) -> Meter:
 
 
 def effective_duration(
-    duration: int | None, renewals: int, max_duration: int | None
+    duration: int | None, renewed_seconds: int, max_duration: int | None
 ) -> int | None:
-    """Total prepaid running seconds: ``duration * (1 + renewals)``, capped by the offer's
-    ``maxDuration``. Without a duration the cap alone limits (``None``: unlimited)."""
-    _check_seconds(renewals, "renewals")
+    """Total prepaid running seconds: ``duration + renewed_seconds``, capped by the offer's
+    ``maxDuration``. Renewals are kept as the seconds they added (not a count), so raising
+    ``duration`` later (extend) adds exactly the raise. Without a duration the cap alone
+    limits (``None``: unlimited)."""
+    _check_seconds(renewed_seconds, "renewed_seconds")
     if max_duration is not None:
         _check_seconds(max_duration, "max_duration")
     if duration is None:
         return max_duration
     _check_seconds(duration, "duration")
-    total = duration * (1 + renewals)
+    total = duration + renewed_seconds
     return total if max_duration is None else min(total, max_duration)
 
 
@@ -293,13 +295,14 @@ def expiry_moment(meter: Meter, prepaid_seconds: int | None) -> datetime | None:
     return meter.running_since + timedelta(seconds=prepaid_seconds - meter.accrued_seconds)
 
 
-def renewal_seconds(duration: int | None, renewals: int, max_duration: int | None) -> int:
-    """Running seconds one more renewal would add: ``duration``, or less near the
+def renewal_seconds(duration: int | None, renewed_seconds: int,
+                    max_duration: int | None) -> int:
+    """Running seconds one more renewal adds: another ``duration``, or less near the
     ``maxDuration`` cap, 0 at the cap or without a duration (nothing to renew)."""
     if duration is None:
         return 0
-    now_total = effective_duration(duration, renewals, max_duration)
-    next_total = effective_duration(duration, renewals + 1, max_duration)
+    now_total = effective_duration(duration, renewed_seconds, max_duration)
+    next_total = effective_duration(duration, renewed_seconds + duration, max_duration)
     assert now_total is not None and next_total is not None
     return next_total - now_total
 

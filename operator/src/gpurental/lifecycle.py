@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from gpurental import billing, builders, meter
+from gpurental import billing, builders, durations, meter
 from gpurental.clock import format_ts, parse_ts
 from gpurental.models import (
     ConditionType,
@@ -89,7 +89,7 @@ class Context:
     hold: Hold | None = None
     heartbeat: bool = False  # refresh the meter even if nothing else changed
     prepaid_seconds: int | None = None  # running time paid for (duration, renewals, cap)
-    renew: bool = False  # the money layer approved one more auto-renewal
+    renew_seconds: int = 0  # the money layer approved one more auto-renewal of this length
     diagnosis: str | None = None  # warning events on the children, fetched on provisioning timeout
 
 
@@ -160,9 +160,12 @@ class _Planner:
 
     def _money_conditions(self, spec: RentalSpec) -> None:
         """Renewals, and the Expired / BudgetExhausted conditions that explain a hold."""
-        if self.ctx.renew and spec.state is DesiredState.RUNNING:
+        if self.ctx.renew_seconds and spec.state is DesiredState.RUNNING:
             self.status["renewals"] = int(self.status.get("renewals") or 0) + 1
-            self._event("Normal", "Renewed", f"auto-renewed for another {spec.duration}s "
+            self.status["renewedSeconds"] = (int(self.status.get("renewedSeconds") or 0)
+                                             + self.ctx.renew_seconds)
+            added = durations.format_duration_exact(self.ctx.renew_seconds)
+            self._event("Normal", "Renewed", f"auto-renewed for another {added} "
                         f"(renewal {self.status['renewals']})")
         hold = self.ctx.hold
         if hold is not None and hold.reason == "Expired":

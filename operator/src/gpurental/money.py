@@ -88,16 +88,16 @@ def read_wallet(spec: WalletSpec, wallet_status: dict[str, Any],
 
 def prepaid_seconds(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None
                     ) -> int | None:
-    """Prepaid running time: duration x (1 + renewals), capped by the offer's maxDuration."""
+    """Prepaid running time: duration + renewed seconds, capped by the offer's maxDuration."""
     max_duration = offer.max_duration if offer is not None else None
-    return billing.effective_duration(spec.duration, int(status.get("renewals") or 0),
+    return billing.effective_duration(spec.duration, int(status.get("renewedSeconds") or 0),
                                       max_duration)
 
 
 @dataclass(frozen=True)
 class Verdict:
     hold: Hold | None = None
-    renew: bool = False
+    renew_seconds: int = 0  # an approved auto-renewal adds this much prepaid time
     prepaid_seconds: int | None = None
 
 
@@ -114,21 +114,23 @@ def judge(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
     billed = meter.seconds_billed(status, now)
     if prepaid is None or billed < prepaid:
         return Verdict(prepaid_seconds=prepaid)
-    if spec.auto_renew and _renewal_covered(spec, status, offer, wallet, billed):
-        return Verdict(renew=True, prepaid_seconds=prepaid)
+    added = _renewal(spec, status, offer, wallet, billed) if spec.auto_renew else 0
+    if added:
+        return Verdict(renew_seconds=added, prepaid_seconds=prepaid)
     message = f"the prepaid {durations.format_duration_exact(prepaid)} of running time ran out"
     return Verdict(hold=Hold(_ACTION_STATE[spec.on_expiry], "Expired", message),
                    prepaid_seconds=prepaid)
 
 
-def _renewal_covered(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
-                     wallet: tuple[WalletSpec, WalletReading] | None, billed: int) -> bool:
+def _renewal(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
+             wallet: tuple[WalletSpec, WalletReading] | None, billed: int) -> int:
+    """Seconds one more renewal adds, if the wallet covers them at the locked rate; else 0."""
     max_duration = offer.max_duration if offer is not None else None
-    added = billing.renewal_seconds(spec.duration, int(status.get("renewals") or 0),
+    added = billing.renewal_seconds(spec.duration, int(status.get("renewedSeconds") or 0),
                                     max_duration)
     rate = Decimal(status.get("ratePerHour") or 0)
     remaining = wallet[1].remaining_cents if wallet is not None else None
-    return billing.renewal_covered(remaining, billed, added, rate)
+    return added if billing.renewal_covered(remaining, billed, added, rate) else 0
 
 
 def next_deadline(status: dict[str, Any], prepaid: int | None,

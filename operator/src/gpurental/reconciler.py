@@ -228,7 +228,7 @@ class Controller:
             provisioning_timeout=self.settings.provisioning_timeout,
             heartbeat=self._heartbeat_due(view, now),
             hold=verdict.hold,
-            renew=verdict.renew,
+            renew_seconds=verdict.renew_seconds,
             prepaid_seconds=verdict.prepaid_seconds,
         )
 

@@ -92,9 +92,9 @@ class OperatorProcess:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"operator exited with {self.process.returncode}; see "
                                    f"{self.workdir}/operator-{self.starts}.log")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                    return
+            url = f"http://127.0.0.1:{self.port}/healthz"
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
+                return
             time.sleep(0.1)
         raise TimeoutError("operator did not become healthy")
 

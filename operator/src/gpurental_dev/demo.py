@@ -8,6 +8,7 @@ phases (pause one, stop one, delete one) printing what a user sees with kubectl.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import tempfile
@@ -114,10 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export KUBECONFIG={cluster.kubeconfig}\nkubectl get gpurentals -A")
         if args.keep or sys.stdin.isatty():
             print("\nThe cluster stays up; press Ctrl-C to stop it.", flush=True)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 signal.pause()
-            except KeyboardInterrupt:
-                pass
     return 0
 
 

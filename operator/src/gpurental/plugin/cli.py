@@ -403,8 +403,8 @@ def cmd_extend(ctx: Ctx) -> int:
         status = _status(obj)
         billed = meter.live_seconds(status, ctx.now())
         try:
-            ext = meter.extend(_spec(obj).get("duration"), int(status.get("renewals") or 0),
-                               hours, billed, from_now=ctx.args.from_now)
+            ext = meter.extend(_spec(obj).get("duration"), hours, billed,
+                               from_now=ctx.args.from_now)
         except meter.ExtendError as exc:
             raise CliError(f'cannot extend gpurental "{name}": {exc}') from None
         result.update(ext=ext, obj=obj)
@@ -418,8 +418,8 @@ def cmd_extend(ctx: Ctx) -> int:
     ctx.out(f"duration: {ext.old_duration or render.NONE} -> {ext.new_duration}")
     offer = ctx.offer(str(_spec(obj).get("offer")))
     cap = _max_duration(offer)
-    renewals = int(status.get("renewals") or 0)
-    prepaid = billing.effective_duration(durations.parse_duration(ext.new_duration), renewals,
+    renewed = int(status.get("renewedSeconds") or 0)
+    prepaid = billing.effective_duration(durations.parse_duration(ext.new_duration), renewed,
                                          cap)
     if cap is not None and prepaid == cap:
         ctx.err(f"Warning: offer {_spec(obj).get('offer')} caps a rental's running time at "

@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -254,15 +253,15 @@ def ceil_to_hour(seconds: int) -> int:
 class Extension:
     old_duration: str | None
     new_duration: str
-    added_prepaid_seconds: int  # how much later the rental expires (renewals multiply)
+    added_prepaid_seconds: int  # how much later the rental expires
 
 
-def extend(duration: str | None, renewals: int, hours: Decimal, billed_seconds: int,
+def extend(duration: str | None, hours: Decimal, billed_seconds: int,
            from_now: bool = False) -> Extension:
     """The new ``spec.duration`` that adds ``hours`` of prepaid running time.
 
-    Prepaid time is ``duration x (1 + renewals)``, so after renewals the duration grows by
-    ``ceil(hours / (1 + renewals))``: never less than asked, at most ``renewals`` seconds more.
+    Prepaid time is ``duration + status.renewedSeconds``, so raising the duration by N hours
+    adds exactly N hours, renewals or not.
 
     A rental without a duration runs until stopped: extending it would *impose* a limit, so this
     refuses unless ``from_now``, which sets ``duration = billed time rounded up to the hour +
@@ -281,12 +280,10 @@ def extend(duration: str | None, renewals: int, hours: Decimal, billed_seconds: 
         current = durations.parse_duration(duration)
     except ValueError as exc:
         raise ExtendError(str(exc)) from None
-    periods = 1 + max(renewals, 0)
-    step = math.ceil(added / periods) if periods > 1 else added
-    new = current + step
+    new = current + added
     if new > durations.MAX_DURATION_SECONDS:
         raise ExtendError("the new duration would exceed 10 years")
-    return Extension(duration, durations.format_duration_exact(new), step * periods)
+    return Extension(duration, durations.format_duration_exact(new), added)
 
 
 # --- SSH keys -------------------------------------------------------------------------------------
