@@ -83,11 +83,21 @@ def test_strict_field_validation_rejects_unknown_fields(http, namespace, widget_
                                      'strict decoding error: unknown field "spec.bogus"')
 
 
-def test_warn_field_validation_warns(http, namespace, widget_crd):
-    rsp = _post(http, namespace, {"size": 2, "bogus": 1}, params={"fieldValidation": "Warn"})
-    assert rsp.status_code == 201
-    assert 'unknown field \\"spec.bogus\\"' in rsp.headers.get("Warning", "") or \
-        'unknown field "spec.bogus"' in rsp.headers.get("Warning", "")
+def test_unknown_fields_warn_by_default_and_with_warn(http, namespace, widget_crd):
+    for name, params in (("a", None), ("b", {"fieldValidation": "Warn"})):
+        rsp = _post(http, namespace, {"size": 2, "bogus": 1}, name=name, params=params)
+        assert rsp.status_code == 201
+        assert rsp.headers["Warning"] == '299 - "unknown field \\"spec.bogus\\""'
+    quiet = _post(http, namespace, {"size": 2, "bogus": 1}, name="c",
+                  params={"fieldValidation": "Ignore"})
+    assert quiet.status_code == 201 and "Warning" not in quiet.headers
+
+
+def test_kubectl_prints_the_warning(kubectl, namespace, widget_crd):
+    manifest = ("apiVersion: kubesim.test/v1\nkind: Widget\nmetadata: {name: k}\n"
+                "spec: {size: 1, bogus: 1}\n")
+    result = kubectl("create", "--validate=warn", "-n", namespace, "-f", "-", input=manifest)
+    assert 'Warning: unknown field "spec.bogus"' in result.stderr
 
 
 def test_nullable_and_int_or_string(http, namespace, widget_crd):

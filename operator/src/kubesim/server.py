@@ -119,7 +119,9 @@ class Server:
                 code, body = self.api.delete_collection(target, query, options)
         else:
             raise ApiError(405, "MethodNotAllowed", "method not allowed", {})
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+        if query.get("fieldValidation") == "Ignore":
+            warnings.clear()  # the default (Warn) reports unknown fields; Ignore does not
+        headers = {"Warning": _warning_header(warnings)} if warnings else None
         return _json(code, body, headers)
 
     async def _watch(self, request: web.BaseRequest, target: Any,
@@ -174,6 +176,12 @@ class Server:
         if doc is None:
             raise unknown_path()
         return _json(200, dumps(doc))
+
+
+def _warning_header(warnings: list[str]) -> str:
+    """RFC 7234 warn-values, as client-go parses them: `299 - "quoted \\"text\\""`."""
+    quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in warnings)
+    return ", ".join(f'299 - "{w}"' for w in quoted)
 
 
 async def _read_body(request: web.BaseRequest) -> bytes:
