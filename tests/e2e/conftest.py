@@ -77,7 +77,9 @@ spec:
 
 @pytest.fixture(scope="session")
 def cluster(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with Cluster(tmp_path_factory.mktemp("cluster"), emulator=emulator,
+    nodes = [f"gpu-4090-{i}=NVIDIA-GeForce-RTX-4090:8" for i in range(4)] + [
+        "gpu-a100-mig=NVIDIA-A100-SXM4-80GB:7:nvidia.com/mig-1g.10gb"]
+    with Cluster(tmp_path_factory.mktemp("cluster"), emulator=emulator, nodes=nodes,
                  node_args=["--pull-fail-images", r"^registry\.invalid/",
                             "--fail-storage-class", "broken"]) as cluster:
         cluster.kubectl("apply", "-f", "-", input=TEST_OFFERS)

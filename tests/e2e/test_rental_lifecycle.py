@@ -33,7 +33,7 @@ def test_a_rental_becomes_a_gpu_pod_with_its_volume(rentals: Rentals) -> None:
     assert (owner.kind, owner.name, owner.uid, owner.controller) == (
         "GpuRental", "train", rental["metadata"]["uid"], True)
     assert pod.metadata.labels["gpurental.dev/rental"] == "train"
-    assert pod.spec.node_name is not None and pod.spec.node_name.startswith("gpu-4090")
+    assert pod.spec.node_name is not None and pod.spec.node_name.startswith("gpu-4090-")
     pvc = rentals.core.read_namespaced_persistent_volume_claim("train-storage", rentals.namespace)
     assert pvc.spec.resources.requests == {"storage": "20Gi"}
     assert pvc.metadata.owner_references[0].uid == rental["metadata"]["uid"]

@@ -274,3 +274,18 @@ def test_ssh_key_change_updates_the_secret_without_touching_the_pod() -> None:
     running = then(rental(), plan(rental(status={"phase": "Provisioning"}), up(), ctx()))
     result = plan(then(running, Plan(running.status), spec=keys), up(), ctx(at=5))
     assert result.kinds() == [A.APPLY_SECRET]
+
+
+def test_a_segment_closed_before_a_crash_is_reclosed_when_its_pod_outlived_it() -> None:
+    """The operator closed the meter at t=100 and died before deleting the pod; restarted at
+    t=130 it finds the pod still running: billing follows the pod, to t=130."""
+    running = then(rental(), plan(rental(status={"phase": "Provisioning"}), up(), ctx()))
+    stopping = then(running, Plan(running.status), spec={"state": "Stopped"})
+    closed = plan(stopping, up(), ctx(at=100))
+    assert closed.status["accruedSeconds"] == 100
+    after_crash = plan(then(stopping, closed), up(), ctx(at=130))
+    assert after_crash.status["accruedSeconds"] == 130
+    assert after_crash.status["secondsBilled"] == 130
+    assert after_crash.kinds() == [A.DELETE_POD, A.DELETE_PVC, A.DELETE_SECRET]
+    gone = plan(then(stopping, after_crash), up(pod=None), ctx(at=200))
+    assert gone.status["accruedSeconds"] == 130  # a pod that is gone is not re-closed

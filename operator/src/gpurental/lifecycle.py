@@ -267,7 +267,7 @@ class _Planner:
             self.status["ratePerHour"] = str(rate)
         if not meter.is_open(self.status):
             started = pod.started_at or self.ctx.now
-            meter.open_segment(self.status, started)
+            meter.open_segment(self.status, started, pod.uid)
         self.status.pop("provisioningSince", None)
         self.status.setdefault("firstStartedAt", format_ts(pod.started_at or self.ctx.now))
         self._set_phase(Phase.RUNNING, "Running", f"pod {pod.name} is running")
@@ -385,6 +385,8 @@ class _Planner:
     def _delete_children(self, keep_volume: bool) -> None:
         pod, pvc, secret = self.children.pod, self.children.pvc, self.children.secret
         if pod is not None and not pod.deleting:
+            if self.phase is not Phase.FAILED:
+                self._close_segment(None)  # bills a pod that outlived its closed segment
             self._act(ActionKind.DELETE_POD, pod.name)
         if keep_volume:
             return
@@ -396,6 +398,10 @@ class _Planner:
     def _close_segment(self, end: datetime | None) -> None:
         if meter.is_open(self.status):
             meter.close_segment(self.status, min(end or self.ctx.now, self.ctx.now))
+            return
+        pod = self.children.pod
+        if end is None and pod is not None and pod.running:
+            meter.reclose_segment(self.status, pod.uid, self.ctx.now)
 
     def _close_all_meters(self) -> None:
         self._close_segment(None)

@@ -7,12 +7,17 @@ closed ones), never from counters in memory, so an operator restart loses nothin
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from gpurental import billing, durations
 from gpurental.clock import format_ts, parse_ts
+
+
+def format_ts_exact(dt: datetime) -> str:
+    """RFC 3339 with microseconds: a closed segment's end must re-close exactly."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 # Fields that change with the clock alone; a status that differs only in these is not a
 # transition and is written only when the heartbeat is due.
@@ -32,18 +37,38 @@ def is_open(status: dict[str, Any]) -> bool:
     return bool(status.get("runningSince"))
 
 
-def open_segment(status: dict[str, Any], start: datetime) -> None:
+def open_segment(status: dict[str, Any], start: datetime, pod_uid: str) -> None:
     if not is_open(status):
         status["runningSince"] = format_ts(start)
+        status["segmentPodUid"] = pod_uid
 
 
 def close_segment(status: dict[str, Any], end: datetime) -> None:
+    """Close the open segment at `end` and remember it, so it can be re-closed later."""
     since = status.get("runningSince")
     if since:
         status["accruedSeconds"] = int(status.get("accruedSeconds") or 0) + _whole_seconds(
             parse_ts(since), end
         )
+        status["lastSegment"] = {"start": since, "end": format_ts_exact(end),
+                                 "podUid": status.get("segmentPodUid") or ""}
     status["runningSince"] = None
+    status["segmentPodUid"] = None
+
+
+def reclose_segment(status: dict[str, Any], pod_uid: str, end: datetime) -> None:
+    """The pod of the last closed segment is still running: the operator closed the meter,
+    then died before its DELETE reached the API server. The pod held its GPU until now, so the
+    segment ends now - billing follows the pod's life, not the operator's intent."""
+    last = status.get("lastSegment") or {}
+    if is_open(status) or not last or last.get("podUid") != pod_uid:
+        return
+    start, old_end = parse_ts(last["start"]), parse_ts(last["end"])
+    if end <= old_end:
+        return
+    status["accruedSeconds"] = (int(status.get("accruedSeconds") or 0)
+                                - _whole_seconds(start, old_end) + _whole_seconds(start, end))
+    status["lastSegment"] = {**last, "end": format_ts_exact(end)}
 
 
 def close_storage(status: dict[str, Any], end: datetime) -> None:
