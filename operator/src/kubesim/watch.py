@@ -1,7 +1,8 @@
 """Watch fan-out: a bounded event history per collection and one queue per watcher.
 
 Each event carries the already-serialized object, so fanning out to N watchers costs N queue
-puts and one `b"".join` per event type, however long the history grows.
+puts and N small byte concatenations, however long the history grows; resuming a watch finds
+its place in the history by binary search.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Matcher = Callable[[dict[str, Any]], bool]
@@ -39,15 +40,11 @@ class Event:
     type: str  # ADDED | MODIFIED | DELETED
     new: Stored
     old: Stored | None
-    _lines: dict[str, bytes] = field(default_factory=dict)
 
     def line(self, kind: str) -> bytes:
-        """`{"type":...,"object":...}\\n`, built once per event type actually sent."""
-        cached = self._lines.get(kind)
-        if cached is None:
-            cached = b'{"type":"' + kind.encode() + b'","object":' + self.new.raw + b"}\n"
-            self._lines[kind] = cached
-        return cached
+        """`{"type":...,"object":...}\\n` around the stored bytes (not kept: history would
+        hold every object twice for a memcpy saved per watcher)."""
+        return b'{"type":"' + kind.encode() + b'","object":' + self.new.raw + b"}\n"
 
 
 class Watcher:
