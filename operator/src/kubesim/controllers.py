@@ -26,7 +26,8 @@ class Controllers:
         self.delay = delay  # seconds between an owner's removal and its dependents' deletion
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
-        store.on_removed = lambda uid: self.queue.put_nowait(("removed", uid))
+        store.on_removed = self._removed
+        self._removal_waiters: list[asyncio.Future[None]] = []
         store.on_terminating = self._terminating
         store.on_foreground = lambda: self.queue.put_nowait(("foreground", ""))
         store.on_graceful = self._schedule_grace_expiry
@@ -74,6 +75,20 @@ class Controllers:
                 else:
                     store.delete(rt, ns, name, {"propagationPolicy": "Background"})
         self._release_foreground()
+
+    def _removed(self, uid: str) -> None:
+        self.queue.put_nowait(("removed", uid))
+        waiters, self._removal_waiters = self._removal_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _next_removal(self, timeout: float) -> None:
+        """Sleep until some object leaves storage (drains wait on finalizers this way)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._removal_waiters.append(waiter)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, timeout)
 
     def _terminating(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         if rt.group_resource == NS_GR:
@@ -131,7 +146,7 @@ class Controllers:
                             self.store.delete(rt, meta.get("namespace", ""), meta["name"])
             if remaining == 0:
                 return
-            await asyncio.sleep(0.05)
+            await self._next_removal(timeout=1.0)
 
     async def finalize_namespace(self, namespace: str) -> None:
         """Delete everything in a terminating namespace, then the namespace itself."""
