@@ -829,6 +829,7 @@ class Scheduler:
         self._active: dict[str, str] = {}  # uid -> key, in arrival order
         self._unschedulable: dict[str, str] = {}
         self._reported: dict[str, str] = {}  # uid -> last Unschedulable message
+        self._requests: dict[str, dict[str, Decimal]] = {}
         self._assumed: dict[str, str] = {}  # uid -> node, bound but not yet seen bound
         self._wake = asyncio.Event()
 
@@ -898,6 +899,7 @@ class Scheduler:
         self._active.pop(uid, None)
         self._unschedulable.pop(uid, None)
         self._reported.pop(uid, None)
+        self._requests.pop(uid, None)
 
     # -- scheduling loop ----------------------------------------------------------------------
 
@@ -925,7 +927,10 @@ class Scheduler:
                     self._unschedulable[uid] = key
 
     async def _schedule_one(self, uid: str, pod: Obj) -> None:
-        requests = pod_requests(pod)
+        # A pending pod's requests cannot change: parse them once, not on every retry.
+        requests = self._requests.get(uid)
+        if requests is None:
+            requests = self._requests[uid] = pod_requests(pod)
         results: list[FilterResult] = []
         feasible: list[NodeState] = []
         for node in self.nodes.values():
