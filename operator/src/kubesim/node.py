@@ -12,9 +12,18 @@ This module owns everything a real cluster's node side would do for the operator
 
 It never imports the API server: it reads a kubeconfig and uses HTTP, like the real components.
 
+The scheduler places pods only on the nodes of its own simulator (run one simulator per cluster,
+or give each its own ``namespace``); it follows ``kubectl cordon`` / ``taint`` / ``label`` on them.
+
 Driving pods by hand: the simulator leaves alone every pod whose ``spec.schedulerName`` is not
 ``default-scheduler`` and every pod bound (``spec.nodeName``) to a node it does not simulate, so a
-test can create such a pod and write its status itself.
+test can create such a pod and write its status itself (``PATCH .../pods/NAME/status``).
+
+Command line (``python -m kubesim node``; ``--taint`` applies to the ``--node`` before it)::
+
+    --kubeconfig PATH --node gpu-1=NVIDIA-A100-SXM4-80GB:8 --taint nvidia.com/gpu=present:NoSchedule
+    --node mig-1=NVIDIA-A100-SXM4-80GB:7:nvidia.com/mig-1g.10gb [--start-delay 2]
+    [--pull-fail-images REGEX] [--fail-storage-class NAME] [--namespace NS] [--keep-nodes]
 
 Library use::
 
