@@ -580,7 +580,11 @@ def test_cordon_taint_and_label_with_kubectl_steer_the_scheduler(
         sim_kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     sim = simulated_nodes(f"one={A100}:2")
     node = sim.sim.specs[0].name
+    state = sim.sim.nodes[node]
     assert sim_kubectl("cordon", node).stdout == f"node/{node} cordoned\n"
+    # Node and pod changes reach the scheduler on different watches (as with kube-scheduler):
+    # wait until it has seen the node change before creating a pod that depends on it.
+    wait_for(lambda: state.unschedulable, 30, message="the scheduler sees the cordon")
     create_pod(sim_api, sim_namespace, gpu_pod("a", 1))
     assert wait_unschedulable(sim_api, sim_namespace, "a")["message"] == (
         "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are "
@@ -589,6 +593,7 @@ def test_cordon_taint_and_label_with_kubectl_steer_the_scheduler(
     wait_running(sim_api, sim_namespace, "a")
 
     sim_kubectl("taint", "nodes", node, "maintenance=soon:NoSchedule")
+    wait_for(lambda: state.taints, 30, message="the scheduler sees the taint")
     create_pod(sim_api, sim_namespace, gpu_pod("b", 1))
     assert "1 node(s) had untolerated taint {maintenance: soon}" in wait_unschedulable(
         sim_api, sim_namespace, "b")["message"]
