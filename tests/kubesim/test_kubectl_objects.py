@@ -350,8 +350,6 @@ def test_wait_for_a_jsonpath_value(sim_kubectl: Kubectl, ns: str) -> None:
     assert out == f"{RESOURCE}/g2 condition met\n"
 
 
-@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: DELETE with dryRun in DeleteOptions "
-                   "deletes the object")
 def test_server_side_dry_run_changes_nothing(sim_kubectl: Kubectl, ns: str) -> None:
     out = sim_kubectl("apply", "-n", ns, "--dry-run=server", "-f", "-",
                       input=gadget("ghost", "{size: small}")).stdout
