@@ -100,6 +100,22 @@ def test_get_missing_object_is_not_found(sim_kubectl: Kubectl, ns: str) -> None:
     assert sim_kubectl("get", "gadget", "nope", "-n", ns, "--ignore-not-found").stdout == ""
 
 
+def test_create_of_an_existing_name_conflicts_and_generate_name_is_filled(
+        sim_kubectl: Kubectl, ns: str) -> None:
+    result = sim_kubectl("create", "-n", ns, "-f", "-", input=gadget("g1", "{size: small}"),
+                         check=False)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f'Error from server (AlreadyExists): error when creating "STDIN": gadgets.{GROUP} '
+        '"g1" already exists\n')
+    generated = (f"apiVersion: {GROUP}/v1\nkind: Gadget\nmetadata: {{generateName: gen-}}\n"
+                 "spec: {size: small}\n")
+    out = sim_kubectl("create", "-n", ns, "-f", "-", input=generated).stdout
+    # the apiserver appends 5 characters from its "safe" alphabet (no vowels, no 0/1/3)
+    assert re.fullmatch(rf"{re.escape(RESOURCE)}/gen-[bcdfghjklmnpqrstvwxz2456789]{{5}} "
+                        r"created\n", out), out
+
+
 # -- selectors ---------------------------------------------------------------------------------
 
 
