@@ -395,8 +395,38 @@ def test_provisioner_binds_claims_and_pods_mount_them(
     claim = wait_for(lambda: (c := read_pvc(sim_api, sim_namespace, "data"))["status"].get(
         "phase") == "Bound" and c, 30, message="PVC Bound")
     assert claim["status"]["capacity"]["storage"] == "50Gi"
+    assert claim["status"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["volumeName"] == f"pvc-{claim['metadata']['uid']}"
+    wait_event(sim_api, sim_namespace, "data", "ProvisioningSucceeded")
     create_pod(sim_api, sim_namespace, with_claim(gpu_pod("user", 1), "data"))
     wait_running(sim_api, sim_namespace, "user")
+
+
+@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: persistentvolumes are not served")
+def test_provisioned_volume_is_a_bound_pv_deleted_with_its_claim(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:1")
+    core = core_api(sim_api)
+    core.create_namespaced_persistent_volume_claim(sim_namespace, pvc("data", size="50Gi"))
+    claim = wait_for(lambda: (c := read_pvc(sim_api, sim_namespace, "data"))["status"].get(
+        "phase") == "Bound" and c, 30, message="PVC Bound")
+    volume = claim["spec"]["volumeName"]
+    pv = json.loads(core.read_persistent_volume(volume, _preload_content=False).data)
+    assert pv["spec"]["claimRef"]["name"] == "data"
+    assert pv["spec"]["claimRef"]["uid"] == claim["metadata"]["uid"]
+    assert pv["spec"]["capacity"]["storage"] == "50Gi"
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+    assert pv["status"]["phase"] == "Bound"
+
+    core.delete_namespaced_persistent_volume_claim("data", sim_namespace)
+
+    def volume_gone() -> bool:
+        try:
+            core.read_persistent_volume(volume)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+    wait_for(volume_gone, 30, message="the volume deleted with its claim (reclaim Delete)")
 
 
 def test_pod_with_a_missing_claim_waits_in_container_creating(
