@@ -212,3 +212,26 @@ def test_status_update_of_a_terminating_pod_keeps_it(http, namespace):
     assert http("GET", path).json()["status"]["phase"] == "Succeeded"
     http("DELETE", path, json={"gracePeriodSeconds": 0})
     assert http("GET", path).status_code == 404
+
+
+def test_claim_in_use_is_kept_until_its_pod_is_gone(http, namespace):
+    claims = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+    made = http("POST", claims, json={"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    assert made.json()["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    http("POST", pods, json={"metadata": {"name": "user"}, "spec": {
+        "containers": [{"name": "c", "image": "i"}],
+        "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]}})
+    http("DELETE", f"{claims}/data")
+    assert http("GET", f"{claims}/data").json()["metadata"]["deletionTimestamp"]
+    http("DELETE", f"{pods}/user")
+    eventually(lambda: http("GET", f"{claims}/data").status_code == 404)
+
+
+def test_unused_claim_is_deleted_promptly(http, namespace):
+    claims = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+    http("POST", claims, json={"metadata": {"name": "free"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    http("DELETE", f"{claims}/free")
+    eventually(lambda: http("GET", f"{claims}/free").status_code == 404)

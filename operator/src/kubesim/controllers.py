@@ -13,7 +13,16 @@ from typing import Any
 
 from .errors import ApiError
 from .resources import ResourceType
-from .store import CRD_CLEANUP, CRD_GR, NS_GR, Store, loads
+from .store import (
+    CRD_CLEANUP,
+    CRD_GR,
+    NS_GR,
+    POD_GR,
+    PVC_GR,
+    PVC_PROTECTION,
+    Store,
+    loads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +38,8 @@ class Controllers:
         store.on_removed = self._removed
         self._removal_waiters: list[asyncio.Future[None]] = []
         store.on_terminating = self._terminating
+        store.on_pod_changed = self._pod_changed
+        self._protected_claims: set[tuple[str, str]] = set()  # terminating PVCs still in use
         store.on_foreground = lambda: self.queue.put_nowait(("foreground", ""))
         store.on_graceful = self._schedule_grace_expiry
 
@@ -55,6 +66,8 @@ class Controllers:
                     asyncio.get_running_loop().create_task(self.finalize_namespace(arg))
                 elif what == "crd":
                     asyncio.get_running_loop().create_task(self.finalize_crd(arg))
+                elif what == "claims":
+                    self.release_claims(arg)
             except Exception:  # a controller bug must not stop collection for good
                 log.exception("controller failed on %s %s", what, arg)
 
@@ -95,6 +108,32 @@ class Controllers:
             self.queue.put_nowait(("namespace", obj["metadata"]["name"]))
         elif rt.group_resource == CRD_GR:
             self.queue.put_nowait(("crd", obj["metadata"]["name"]))
+        elif rt.group_resource == PVC_GR:
+            self._protected_claims.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+            self.queue.put_nowait(("claims", obj["metadata"]["namespace"]))
+
+    def _pod_changed(self, namespace: str) -> None:
+        if any(ns == namespace for ns, _ in self._protected_claims):
+            self.queue.put_nowait(("claims", namespace))
+
+    def release_claims(self, namespace: str) -> None:
+        """pvc-protection: a deleted claim goes once no unfinished pod mounts it."""
+        pvc_type, pod_type = self.store.type_for(PVC_GR), self.store.type_for(POD_GR)
+        pods = self.store.collections.get(POD_GR)
+        in_use = {v["persistentVolumeClaim"].get("claimName")
+                  for pod in (pods.iter(namespace) if pods else ())
+                  if (pod.obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                  for v in (pod.obj.get("spec") or {}).get("volumes") or []
+                  if isinstance(v.get("persistentVolumeClaim"), dict)}
+        claims = self.store.collections.get(PVC_GR)
+        for ns, name in [c for c in self._protected_claims if c[0] == namespace]:
+            if claims is None or claims.get(ns, name) is None:
+                self._protected_claims.discard((ns, name))  # gone some other way
+                continue
+            if name in in_use or pvc_type is None or pod_type is None:
+                continue
+            self._protected_claims.discard((ns, name))
+            self.store.remove_finalizer(pvc_type, ns, name, PVC_PROTECTION)
 
     def _schedule_grace_expiry(self, rt: ResourceType, namespace: str, name: str, uid: str,
                                grace: int) -> None:

@@ -40,6 +40,10 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
         labels = obj["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
     elif key == ("", "persistentvolumeclaims"):
+        # The StorageObjectInUseProtection admission plugin: a claim outlives its pods.
+        finalizers = obj["metadata"].setdefault("finalizers", [])
+        if "kubernetes.io/pvc-protection" not in finalizers:
+            finalizers.append("kubernetes.io/pvc-protection")
         obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
         obj["status"] = {"phase": "Pending"}
     elif key == ("", "secrets"):

@@ -22,6 +22,9 @@ from .watch import Event, History, Stored
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
+POD_GR = ("", "pods")
+PVC_GR = ("", "persistentvolumeclaims")
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
 CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_GR = ("", "namespaces")
 
@@ -85,6 +88,7 @@ class Store:
         self.on_terminating: Callable[[ResourceType, dict[str, Any]], None] = \
             lambda rt, obj: None
         self.on_foreground: Callable[[], None] = lambda: None
+        self.on_pod_changed: Callable[[str], None] = lambda namespace: None
         # Admission (hooks.Hooks.admit): stage, operation, group, version, resource, obj, old.
         self.admission: Callable[..., None] = lambda *args: None
         # A running pod deleted with a grace period: the kubelet (or, failing it, the server
@@ -141,6 +145,8 @@ class Store:
         if kind == "MODIFIED" and old is not None and meta.get("deletionTimestamp") and \
                 not old.obj["metadata"].get("deletionTimestamp"):
             self.on_terminating(rt, obj)
+        if rt.group_resource == POD_GR:
+            self.on_pod_changed(meta.get("namespace", ""))
         return stored
 
     def _index(self, rt: ResourceType, stored: Stored, old: Stored | None) -> None:
