@@ -77,3 +77,17 @@ def test_field_selector_on_events(http, namespace):
                                                     "namespace": namespace}})
     found = http("GET", path, params={"fieldSelector": "involvedObject.name=y"}).json()
     assert [e["involvedObject"]["name"] for e in found["items"]] == ["y"]
+
+
+def test_field_selector_on_watch(http, namespace):
+    import json as _json
+
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    rv = http("GET", path).json()["metadata"]["resourceVersion"]
+    for name in ("skip", "want"):
+        http("POST", path, json={"metadata": {"name": name}})
+    params = {"watch": "true", "timeoutSeconds": "10", "resourceVersion": rv,
+              "fieldSelector": "metadata.name=want"}
+    with http("GET", path, params=params, stream=True) as rsp:
+        first = _json.loads(next(line for line in rsp.iter_lines() if line))
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "want")
