@@ -752,3 +752,25 @@ def test_kubectl_wait_ready_and_delete_pod_through_the_kubelet(
     out = sim_kubectl("wait", "pod/second", "-n", sim_namespace, "--for=condition=Ready",
                       "--timeout=60s").stdout
     assert out == "pod/second condition met\n"
+
+
+def test_pod_bound_by_hand_runs_or_is_rejected_by_kubelet_admission(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    sim = simulated_nodes(f"two={A100}:2")
+    node = sim.sim.specs[0].name
+    create_pod(sim_api, sim_namespace, gpu_pod("scheduled", 1))
+    wait_running(sim_api, sim_namespace, "scheduled")
+    create_pod(sim_api, sim_namespace, gpu_pod("by-hand", 1, nodeName=node))
+    wait_running(sim_api, sim_namespace, "by-hand")
+    create_pod(sim_api, sim_namespace, gpu_pod("one-too-many", 1, nodeName=node))
+
+    def failed() -> dict[str, Any] | None:
+        status = read_pod(sim_api, sim_namespace, "one-too-many")["status"]
+        return status if status.get("phase") == "Failed" else None
+
+    status = wait_for(failed, 30, message="kubelet rejects the pod")
+    assert status["reason"] == "OutOfnvidia.com/gpu"
+    assert status["message"] == ("Pod was rejected: Node didn't have enough resource: "
+                                 "nvidia.com/gpu, requested: 1, used: 2, capacity: 2")
+    event = wait_event(sim_api, sim_namespace, "one-too-many", "OutOfnvidia.com/gpu")
+    assert event["type"] == "Warning"

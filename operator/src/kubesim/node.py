@@ -17,7 +17,9 @@ or give each its own ``namespace``); it follows ``kubectl cordon`` / ``taint`` /
 
 Driving pods by hand: the simulator leaves alone every pod whose ``spec.schedulerName`` is not
 ``default-scheduler`` and every pod bound (``spec.nodeName``) to a node it does not simulate, so a
-test can create such a pod and write its status itself (``PATCH .../pods/NAME/status``).
+test can create such a pod and write its status itself (``PATCH .../pods/NAME/status``). A pod
+bound by hand to a simulated node is run by its kubelet, or rejected (``Failed``,
+``OutOf<resource>``) when the node is full, as a real kubelet does.
 
 Command line (``python -m kubesim node``; ``--taint`` applies to the ``--node`` before it)::
 
@@ -1046,6 +1048,26 @@ def _qos_class(pod: Obj) -> str:
     return "Guaranteed" if limits_all else "Burstable"
 
 
+def _admission_failure(requests: dict[str, Decimal], admitted: dict[str, dict[str, Decimal]],
+                       allocatable: dict[str, Decimal]) -> tuple[str, str] | None:
+    """(reason, message) when the pod does not fit next to the admitted pods, as kubelet says."""
+    def refuse(name: str, wanted: Decimal, used: Decimal, capacity: Decimal) -> tuple[str, str]:
+        scale = 1000 if name == "cpu" else 1  # kubelet reports cpu in millicores
+        return (f"OutOf{name}", f"Node didn't have enough resource: {name}, requested: "
+                f"{int(wanted * scale)}, used: {int(used * scale)}, capacity: "
+                f"{int(capacity * scale)}")
+
+    if len(admitted) + 1 > allocatable["pods"]:
+        return refuse("pods", Decimal(1), Decimal(len(admitted)), allocatable["pods"])
+    basic = [n for n in ("cpu", "memory", "ephemeral-storage") if n in requests]
+    for name in basic + sorted(set(requests) - set(basic)):
+        used = sum((r.get(name, Decimal(0)) for r in admitted.values()), Decimal(0))
+        capacity = allocatable.get(name, Decimal(0))
+        if requests[name] > 0 and requests[name] + used > capacity:
+            return refuse(name, requests[name], used, capacity)
+    return None
+
+
 class Kubelet:
     """Runs the pods bound to the simulated nodes: volumes, image pulls, Running, termination."""
 
@@ -1069,6 +1091,8 @@ class Kubelet:
         self._start_times: dict[str, str] = {}
         self._volume_waiters: dict[str, set[str]] = {}  # "ns/claim" -> pod keys
         self._reported_mounts: dict[str, str] = {}
+        self._admitted: dict[str, dict[str, dict[str, Decimal]]] = {}  # node -> uid -> requests
+        self._admitted_on: dict[str, str] = {}  # uid -> node
 
     # -- informer side ------------------------------------------------------------------------
 
@@ -1089,12 +1113,54 @@ class Kubelet:
                 self._terminated.add(uid)
                 self.background.spawn(self._delete(pod), f"delete {object_key(pod)}")
             return
-        if phase in TERMINAL_PHASES or uid in self._done or uid in self._busy:
+        if phase in TERMINAL_PHASES:
+            self._unadmit(uid)
+            return
+        if uid in self._done or uid in self._busy:
             return
         if phase == "Running" and self._already_running(pod):
             self._done.add(uid)  # started by an earlier simulator: keep its start times
+            self._admit(pod, force=True)
+            return
+        rejection = self._admit(pod)
+        if rejection is not None:
+            self._done.add(uid)
+            self.background.spawn(self._reject(pod, *rejection), f"reject {object_key(pod)}")
             return
         self._sync(pod)
+
+    # -- admission ----------------------------------------------------------------------------
+
+    def _admit(self, pod: Obj, *, force: bool = False) -> tuple[str, str] | None:
+        """The kubelet's own resource check (GeneralPredicates) against the pods it runs.
+
+        Scheduled pods always fit; this matters for pods bound by hand (``spec.nodeName``),
+        which a real kubelet rejects with ``OutOf<resource>`` when the node is full.
+        """
+        uid, node = str(pod["metadata"]["uid"]), self.nodes[pod["spec"]["nodeName"]]
+        admitted = self._admitted.setdefault(node.spec.name, {})
+        if uid in admitted:
+            return None
+        requests = pod_requests(pod)
+        if not force:
+            rejection = _admission_failure(requests, admitted, node.allocatable)
+            if rejection is not None:
+                return rejection
+        admitted[uid] = requests
+        self._admitted_on[uid] = node.spec.name
+        return None
+
+    def _unadmit(self, uid: str) -> None:
+        node = self._admitted_on.pop(uid, None)
+        if node is not None:
+            self._admitted.get(node, {}).pop(uid, None)
+
+    async def _reject(self, pod: Obj, reason: str, message: str) -> None:
+        self.recorder.emit(pod, "Warning", reason, message, component="kubelet",
+                           host=pod["spec"]["nodeName"])
+        await self._patch_status(pod, {"phase": "Failed", "reason": reason,
+                                       "message": f"Pod was rejected: {message}",
+                                       "qosClass": _qos_class(pod)})
 
     def on_pvc(self, kind: str, pvc: Obj, old: Obj | None) -> None:
         if (pvc.get("status") or {}).get("phase") != "Bound" and kind != "DELETED":
@@ -1112,6 +1178,7 @@ class Kubelet:
     def _forget(self, uid: str) -> None:
         for store in (self._busy, self._done, self._terminated):
             store.discard(uid)
+        self._unadmit(uid)
         self._start_times.pop(uid, None)
         self._reported_mounts.pop(uid, None)
 
@@ -1373,6 +1440,7 @@ class Kubelet:
                        "conditions": self._conditions(pod, ready=False, not_ready=not_ready,
                                                       ready_to_start=False)}
         await self._patch_status(pod, status)
+        self._unadmit(str(pod["metadata"]["uid"]))
         self.on_terminated(str(pod["metadata"]["uid"]))
         await self._delete(pod)
 
