@@ -22,8 +22,6 @@ from .store import Store, dumps, loads, now_rfc3339
 from .watch import Stored
 
 JSON = "application/json"
-_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
-                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
 
 
 def wants_table(accept: str) -> bool:
@@ -136,40 +134,21 @@ class Api:
     def patch(self, target: Target, query: Mapping[str, str], content_type: str, raw: bytes,
               warnings: list[str]) -> tuple[int, bytes]:
         rt = target.rt
-        kind = content_type.split(";")[0].strip()
         if not target.name:
             raise errors.method_not_allowed()
-        if kind not in _PATCH_TYPES or (rt.custom and "strategic" in kind):
-            accepted = [t for t in _PATCH_TYPES if not (rt.custom and "strategic" in t)]
-            raise ApiError(415, "UnsupportedMediaType",
-                           "the body of the request was in an unknown format - accepted media "
-                           f"types include: {', '.join(accepted)}", {})
+        kind = patch.patch_type(content_type, custom=rt.custom)
         body = parse_body(raw, kind)
         ns = target.namespace or ""
-        if kind == "application/apply-patch+yaml":
-            if not query.get("fieldManager"):
-                raise errors.invalid("PatchOptions", "meta.k8s.io", "", [errors.FieldError(
-                    "fieldManager", "FieldValueRequired", "is required for apply patch",
-                    show_value=False)])
-            if self.store.collection(rt).get(ns if rt.namespaced else "", target.name) is None:
+        if kind == patch.APPLY:
+            _require_field_manager(query)
+            if self.store.collection(rt).get(ns, target.name) is None:
                 if target.subresource:
                     raise errors.not_found(rt.plural, rt.group, target.name)
                 return self._apply_create(target, query, body, warnings)
-        current = loads(self.store.get(rt, ns if rt.namespaced else "", target.name).raw)
+        current = loads(self.store.get(rt, ns, target.name).raw)
         if target.subresource == "scale":
-            current = scale.to_scale(rt, current)
-        if kind == "application/json-patch+json":
-            patched = patch.json_patch(current, body)
-        elif kind == "application/strategic-merge-patch+json":
-            patched = patch.strategic_merge(current, body)
-        else:
-            if not isinstance(body, dict):
-                raise errors.bad_request("the body of the request was in an unknown format")
-            patched = patch.merge_patch(current, body)
-        if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
-            raise errors.bad_request("the patched object is not a valid object")
-        if target.subresource == "scale":
-            return self._write_scale(target, patched)
+            return self._write_scale(target, patch.apply(kind, scale.to_scale(rt, current), body))
+        patched = patch.apply(kind, current, body)
         stored = self.store.update(rt, ns, target.name, patched, subresource=target.subresource,
                                    strict=_strict(query), dry_run=_dry(query), warnings=warnings)
         return 200, render(rt, stored)
@@ -246,6 +225,13 @@ class Api:
         self.store.replace(target.rt, pod, current)
         return 201, dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
                            "status": "Success", "code": 201})
+
+
+def _require_field_manager(query: Mapping[str, str]) -> None:
+    if not query.get("fieldManager"):
+        raise errors.invalid("PatchOptions", "meta.k8s.io", "", [errors.FieldError(
+            "fieldManager", "FieldValueRequired", "is required for apply patch",
+            show_value=False)])
 
 
 def _strict(query: Mapping[str, str]) -> bool:

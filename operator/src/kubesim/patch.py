@@ -7,6 +7,37 @@ from typing import Any
 
 from .errors import ApiError
 
+JSON_PATCH = "application/json-patch+json"
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+APPLY = "application/apply-patch+yaml"  # server-side apply, treated as a merge patch
+
+
+def patch_type(content_type: str, custom: bool) -> str:
+    """The patch type named by Content-Type; 415 for others (and SMP on custom resources)."""
+    kind = content_type.split(";")[0].strip()
+    accepted = [JSON_PATCH, MERGE, APPLY] if custom else [JSON_PATCH, MERGE, STRATEGIC, APPLY]
+    if kind not in accepted:
+        raise ApiError(415, "UnsupportedMediaType",
+                       "the body of the request was in an unknown format - accepted media "
+                       f"types include: {', '.join(accepted)}", {})
+    return kind
+
+
+def apply(kind: str, current: dict[str, Any], body: Any) -> dict[str, Any]:
+    """The patched object; anything that is not an object with metadata is a 400."""
+    if kind == JSON_PATCH:
+        patched = json_patch(current, body)
+    elif kind == STRATEGIC:
+        patched = strategic_merge(current, body)
+    elif isinstance(body, dict):
+        patched = merge_patch(current, body)
+    else:
+        raise PatchError("the body of the request was in an unknown format", 400)
+    if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+        raise PatchError("the patched object is not a valid object", 400)
+    return patched
+
 
 class PatchError(ApiError):
     """A patch that cannot be applied: 422 like the apiserver answers failed JSON patches."""
