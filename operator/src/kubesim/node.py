@@ -633,15 +633,36 @@ def _with_condition(conditions: list[Obj], new: Obj) -> list[Obj]:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(kw_only=True)
+class Usage:
+    """The requests of a set of pods (by uid) and their running sum."""
+
+    pods: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    used: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, uid: str, requests: dict[str, Decimal]) -> None:
+        if uid in self.pods:
+            return
+        self.pods[uid] = requests
+        for name, amount in requests.items():
+            self.used[name] = self.used.get(name, Decimal(0)) + amount
+
+    def remove(self, uid: str) -> bool:
+        requests = self.pods.pop(uid, None)
+        if requests is None:
+            return False
+        for name, amount in requests.items():
+            self.used[name] = self.used.get(name, Decimal(0)) - amount
+        return True
+
+
 @dataclass
-class NodeState:
+class NodeState(Usage):
     """The scheduler's view of one simulated node: allocatable and what bound pods use."""
 
     spec: NodeSpec
     index: int
     allocatable: dict[str, Decimal]
-    pods: dict[str, dict[str, Decimal]] = field(default_factory=dict)
-    used: dict[str, Decimal] = field(default_factory=dict)
     next_ip: int = 2
     # What the scheduler filters on; starts from the spec and follows the live Node object,
     # so `kubectl cordon`, `kubectl taint` and `kubectl label` take effect.
@@ -664,21 +685,6 @@ class NodeState:
                                                       self.unschedulable)
         self.labels, self.taints, self.unschedulable = labels, taints, unschedulable
         return changed
-
-    def add(self, uid: str, requests: dict[str, Decimal]) -> None:
-        if uid in self.pods:
-            return
-        self.pods[uid] = requests
-        for name, amount in requests.items():
-            self.used[name] = self.used.get(name, Decimal(0)) + amount
-
-    def remove(self, uid: str) -> bool:
-        requests = self.pods.pop(uid, None)
-        if requests is None:
-            return False
-        for name, amount in requests.items():
-            self.used[name] = self.used.get(name, Decimal(0)) - amount
-        return True
 
     @property
     def host_ip(self) -> str:
@@ -1048,7 +1054,7 @@ def _qos_class(pod: Obj) -> str:
     return "Guaranteed" if limits_all else "Burstable"
 
 
-def _admission_failure(requests: dict[str, Decimal], admitted: dict[str, dict[str, Decimal]],
+def _admission_failure(requests: dict[str, Decimal], admitted: Usage,
                        allocatable: dict[str, Decimal]) -> tuple[str, str] | None:
     """(reason, message) when the pod does not fit next to the admitted pods, as kubelet says."""
     def refuse(name: str, wanted: Decimal, used: Decimal, capacity: Decimal) -> tuple[str, str]:
@@ -1057,11 +1063,11 @@ def _admission_failure(requests: dict[str, Decimal], admitted: dict[str, dict[st
                 f"{int(wanted * scale)}, used: {int(used * scale)}, capacity: "
                 f"{int(capacity * scale)}")
 
-    if len(admitted) + 1 > allocatable["pods"]:
-        return refuse("pods", Decimal(1), Decimal(len(admitted)), allocatable["pods"])
+    if len(admitted.pods) + 1 > allocatable["pods"]:
+        return refuse("pods", Decimal(1), Decimal(len(admitted.pods)), allocatable["pods"])
     basic = [n for n in ("cpu", "memory", "ephemeral-storage") if n in requests]
     for name in basic + sorted(set(requests) - set(basic)):
-        used = sum((r.get(name, Decimal(0)) for r in admitted.values()), Decimal(0))
+        used = admitted.used.get(name, Decimal(0))
         capacity = allocatable.get(name, Decimal(0))
         if requests[name] > 0 and requests[name] + used > capacity:
             return refuse(name, requests[name], used, capacity)
@@ -1091,7 +1097,7 @@ class Kubelet:
         self._start_times: dict[str, str] = {}
         self._volume_waiters: dict[str, set[str]] = {}  # "ns/claim" -> pod keys
         self._reported_mounts: dict[str, str] = {}
-        self._admitted: dict[str, dict[str, dict[str, Decimal]]] = {}  # node -> uid -> requests
+        self._admitted: dict[str, Usage] = {}  # node -> pods the kubelet accepted
         self._admitted_on: dict[str, str] = {}  # uid -> node
 
     # -- informer side ------------------------------------------------------------------------
@@ -1138,22 +1144,22 @@ class Kubelet:
         which a real kubelet rejects with ``OutOf<resource>`` when the node is full.
         """
         uid, node = str(pod["metadata"]["uid"]), self.nodes[pod["spec"]["nodeName"]]
-        admitted = self._admitted.setdefault(node.spec.name, {})
-        if uid in admitted:
+        admitted = self._admitted.setdefault(node.spec.name, Usage())
+        if uid in admitted.pods:
             return None
         requests = pod_requests(pod)
         if not force:
             rejection = _admission_failure(requests, admitted, node.allocatable)
             if rejection is not None:
                 return rejection
-        admitted[uid] = requests
+        admitted.add(uid, requests)
         self._admitted_on[uid] = node.spec.name
         return None
 
     def _unadmit(self, uid: str) -> None:
         node = self._admitted_on.pop(uid, None)
         if node is not None:
-            self._admitted.get(node, {}).pop(uid, None)
+            self._admitted[node].remove(uid)
 
     async def _reject(self, pod: Obj, reason: str, message: str) -> None:
         self.recorder.emit(pod, "Warning", reason, message, component="kubelet",
