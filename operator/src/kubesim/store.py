@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -472,9 +471,6 @@ class Store:
 
     def count(self) -> int:
         return sum(c.count() for c in self.collections.values())
-
-    def stamp(self) -> float:
-        return time.time()
 
 
 def _check_preconditions(rt: ResourceType, name: str, meta: dict[str, Any],
