@@ -32,9 +32,13 @@ class WatchOptions:
         self.send_initial = query.get("sendInitialEvents") == "true"
         self.table = wants_table(accept)
         self.include = query.get("includeObject", "Metadata")
-        raw_timeout = query.get("timeoutSeconds")
-        self.timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT * (
-            1 + random.random())
+        try:
+            asked = float(query.get("timeoutSeconds") or 0)
+        except ValueError as exc:
+            raise errors.bad_request(f"invalid timeoutSeconds: {query['timeoutSeconds']}") \
+                from exc
+        # 0 or absent: the server's own randomized request timeout.
+        self.timeout = asked if asked > 0 else DEFAULT_TIMEOUT * (1 + random.random())
 
 
 class WatchStream:
