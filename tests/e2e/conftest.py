@@ -2,19 +2,22 @@
 
 One cluster and one operator serve the whole session; each test works in its own namespace,
 so tests never see each other's rentals. Tests that kill the operator restart it before they
-return.
+return. The cluster has an API emulator of its own (the kubeconfig, api_client, kubectl and
+namespace fixtures below override the root ones): its simulated kubelet and scheduler must
+never touch the pods of the emulator's own conformance tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from e2e_support import Rentals
-from kubernetes import client
+from kubernetes import client, config
 
 from gpurental_dev.cluster import Cluster, OperatorProcess
-from kubesim.launch import Emulator
 
 TEST_OFFERS = """
 apiVersion: gpurental.dev/v1alpha1
@@ -67,6 +70,15 @@ spec:
 ---
 apiVersion: gpurental.dev/v1alpha1
 kind: GpuOffer
+metadata: {name: storagefail}
+spec:
+  gpu: {product: NVIDIA-B200}
+  pricePerGpuHour: "5.00"
+  storagePricePerGiBHour: "36.00"
+  provisioningTimeout: 3s
+---
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
 metadata: {name: nowhere}
 spec:
   gpu: {product: NVIDIA-B200}
@@ -76,14 +88,47 @@ spec:
 
 
 @pytest.fixture(scope="session")
-def cluster(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     nodes = [f"gpu-4090-{i}=NVIDIA-GeForce-RTX-4090:8" for i in range(4)] + [
         "gpu-a100-mig=NVIDIA-A100-SXM4-80GB:7:nvidia.com/mig-1g.10gb"]
-    with Cluster(tmp_path_factory.mktemp("cluster"), emulator=emulator, nodes=nodes,
+    with Cluster(tmp_path_factory.mktemp("cluster"), nodes=nodes,
                  node_args=["--pull-fail-images", r"^registry\.invalid/",
                             "--fail-storage-class", "broken"]) as cluster:
         cluster.kubectl("apply", "-f", "-", input=TEST_OFFERS)
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster: Cluster) -> str:
+    return str(cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: str) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(*args: str, input: str | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        result = cluster.kubectl(*args, input=input, check=False, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+    return run
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
 
 
 @pytest.fixture(scope="session")

@@ -122,6 +122,8 @@ def test_wallet_exhaustion_pauses_on_time_and_a_top_up_resumes(rentals: Rentals)
     status = eventually(lambda: wallet_status(rentals) if wallet_status(rentals).get(
         "exhausted") else False, timeout=30)
     overshoot = status["spentCents"] - 100
+    print(f"wallet exhaustion: overshoot {overshoot} cents for 2 rentals burning "
+          f"{PRICEY_CENTS_PER_SECOND} cents/s each")
     assert 0 <= overshoot <= 2 * PRICEY_CENTS_PER_SECOND, status
     # Each rental's billing ended within a second of the predicted moment.
     predicted = parse_ts(exhausts_at)
@@ -170,3 +172,13 @@ def test_deleted_rentals_charges_stay_in_the_wallet(rentals: Rentals) -> None:
     eventually(lambda: wallet_status(rentals).get("spentCents") == stopped["totalChargeCents"])
     ledger = wallet_status(rentals)["settlements"]
     assert [e["rental"] for e in ledger] == ["x"]
+
+
+def test_failed_provisioning_is_refunded_and_never_reaches_the_wallet(rentals: Rentals) -> None:
+    """The volume accrued storage while the pod could not be scheduled: all of it refunded."""
+    wallet(rentals, "100.00")
+    rentals.create("nogpu", offer="storagefail", storage={"size": "1Gi"}, wallet="team")
+    failed = rentals.wait_phase("nogpu", "Failed", timeout=30)
+    assert failed["storageChargeCents"] > 0
+    assert failed["refundedCents"] == failed["totalChargeCents"]
+    eventually(lambda: wallet_status(rentals).get("spentCents") == 0)
