@@ -580,7 +580,7 @@ def test_hundreds_of_pods_are_scheduled_and_rescheduled_quickly(
         sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
     """300 pods on 250 GPUs: 250 run, 50 wait; freeing 50 GPUs runs the 50 waiting pods."""
     specs = [NodeSpec(f"big{i}", H100, 125, pods=500) for i in range(2)]
-    simulated_nodes(*specs)
+    simulated_nodes(*specs, warning_events_only=True)
     core = core_api(sim_api)
     started = time.monotonic()
     for i in range(300):
@@ -603,6 +603,11 @@ def test_hundreds_of_pods_are_scheduled_and_rescheduled_quickly(
     wait_for(lambda: len(phases().get("Running", [])) == 250
              and not phases().get("Unschedulable"), 120, message="the 50 waiting pods run")
     assert time.monotonic() - started < 120
+    # warning_events_only: FailedScheduling is posted, routine Normal events are not
+    resp = core.list_namespaced_event(sim_namespace, _preload_content=False)
+    reasons = {e["reason"] for e in json.loads(resp.data)["items"]}
+    assert "FailedScheduling" in reasons
+    assert not reasons & {"Scheduled", "Pulled", "Created", "Started", "Killing"}, reasons
 
 
 def test_cordon_taint_and_label_with_kubectl_steer_the_scheduler(

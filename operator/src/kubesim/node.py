@@ -26,6 +26,7 @@ Command line (``python -m kubesim node``; ``--taint`` applies to the ``--node`` 
     --kubeconfig PATH --node gpu-1=NVIDIA-A100-SXM4-80GB:8 --taint nvidia.com/gpu=present:NoSchedule
     --node mig-1=NVIDIA-A100-SXM4-80GB:7:nvidia.com/mig-1g.10gb [--start-delay 2]
     [--pull-fail-images REGEX] [--fail-storage-class NAME] [--namespace NS] [--keep-nodes]
+    [--warning-events-only]   (thousands of pods: skip routine Normal Events)
 
 Library use::
 
@@ -577,13 +578,17 @@ class Background:
 class EventRecorder:
     """Posts core/v1 Events the way kubelet and kube-scheduler record them."""
 
-    def __init__(self, client: KubeClient, background: Background):
+    def __init__(self, client: KubeClient, background: Background, *,
+                 warnings_only: bool = False):
         self.client = client
         self.background = background
+        self.warnings_only = warnings_only  # benchmarks: skip the routine Normal events
         self._seq = itertools.count()
 
     def emit(self, obj: Obj, kind: str, reason: str, message: str, *, component: str,
              host: str | None = None, field_path: str | None = None) -> None:
+        if self.warnings_only and kind == "Normal":
+            return
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         now = rfc3339()
@@ -1477,9 +1482,10 @@ class SimulatedNodes:
                  start_delay: float = 0.0, pull_fail_images: str | None = None,
                  pull_backoff: float = 1.0, fail_storage_classes: Iterable[str] = (),
                  provisioner: bool = True, keep_nodes: bool = False,
-                 namespace: str | None = None):
+                 namespace: str | None = None, warning_events_only: bool = False):
         self.kubeconfig = os.fspath(kubeconfig)
         self.namespace = namespace
+        self.warning_events_only = warning_events_only
         self.specs = _as_specs(nodes)
         self.keep_nodes = keep_nodes
         self.nodes = {s.name: NodeState(s, i, s.allocatable()) for i, s in enumerate(self.specs)}
@@ -1503,7 +1509,7 @@ class SimulatedNodes:
         client = self.client = KubeClient(load_kubeconfig(self.kubeconfig))
         await client.open()
         background = self._background = Background()
-        recorder = EventRecorder(client, background)
+        recorder = EventRecorder(client, background, warnings_only=self.warning_events_only)
         scope = f"/api/v1/namespaces/{self.namespace}" if self.namespace else "/api/v1"
         pods = Informer(client, f"{scope}/pods", lambda *a: None)
         pvcs = Informer(client, f"{scope}/persistentvolumeclaims", lambda *a: None)
@@ -1697,6 +1703,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-provisioner", action="store_true",
                         help="leave PVCs alone (tests bind them by hand)")
     parser.add_argument("--namespace", help="handle only the pods and PVCs of this namespace")
+    parser.add_argument("--warning-events-only", action="store_true",
+                        help="skip routine Normal Events (Scheduled, Pulled, Started...): "
+                             "fewer requests for benchmarks with thousands of pods")
     parser.add_argument("--keep-nodes", action="store_true",
                         help="do not delete the Node objects on exit")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -1708,7 +1717,8 @@ async def _serve(args: argparse.Namespace) -> None:
                          pull_fail_images=args.pull_fail_images,
                          fail_storage_classes=args.fail_storage_class,
                          provisioner=not args.no_provisioner, keep_nodes=args.keep_nodes,
-                         namespace=args.namespace)
+                         namespace=args.namespace,
+                         warning_events_only=args.warning_events_only)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
