@@ -48,3 +48,14 @@ def test_kubectl_create_generators(kubectl, namespace):
     assert base64.b64decode(got) == b"q"
     assert kubectl("get", "configmap", "gen", "-n", namespace, "-o",
                    "jsonpath={.data.a}").stdout == "b"
+
+
+def test_kubectl_create_deployment_and_service(kubectl, namespace):
+    kubectl("create", "deployment", "web", "--image=nginx:1.27", "--port=80", "-n", namespace)
+    kubectl("expose", "deployment", "web", "--port=8080", "--target-port=80", "-n", namespace)
+    image = kubectl("get", "deployment", "web", "-n", namespace, "-o",
+                    "jsonpath={.spec.template.spec.containers[0].image}").stdout
+    assert image == "nginx:1.27"
+    ports = kubectl("get", "service", "web", "-n", namespace, "-o",
+                    "jsonpath={.spec.ports[0].port}/{.spec.ports[0].targetPort}").stdout
+    assert ports == "8080/80"

@@ -4,7 +4,8 @@ Since 1.31 client-go's typed clients send `application/vnd.kubernetes.protobuf`,
 `kubectl create namespace|configmap|secret|serviceaccount|role|...` post protobuf. The bytes are
 `k8s\\x00` + a runtime.Unknown envelope around the typed message. Only the messages listed in
 MESSAGES are known (field numbers from k8s.io/api generated.proto); anything else answers 415 so
-the gap is visible rather than silently mis-decoded.
+the gap is visible rather than silently mis-decoded. Deployments and Services (`kubectl create
+deployment`, `kubectl expose`) decode the common fields of their pod templates and ports.
 """
 
 from __future__ import annotations
@@ -58,6 +59,46 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "Subject": {1: ("kind", "string"), 2: ("apiGroup", "string"), 3: ("name", "string"),
                 4: ("namespace", "string")},
     "RoleRef": {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")},
+    "Service": {1: ("metadata", "ObjectMeta"), 2: ("spec", "ServiceSpec")},
+    "ServiceSpec": {1: ("ports", "[]ServicePort"), 2: ("selector", "map:string"),
+                    3: ("clusterIP", "string"), 4: ("type", "string"),
+                    5: ("externalIPs", "[]string"), 7: ("sessionAffinity", "string"),
+                    8: ("loadBalancerIP", "string"), 11: ("externalName", "string"),
+                    18: ("clusterIPs", "[]string"), 19: ("ipFamilies", "[]string"),
+                    17: ("ipFamilyPolicy", "string")},
+    "ServicePort": {1: ("name", "string"), 2: ("protocol", "string"), 3: ("port", "int"),
+                    4: ("targetPort", "IntOrString"), 5: ("nodePort", "int"),
+                    6: ("appProtocol", "string")},
+    "Deployment": {1: ("metadata", "ObjectMeta"), 2: ("spec", "DeploymentSpec")},
+    "DeploymentSpec": {1: ("replicas", "int"), 2: ("selector", "LabelSelector"),
+                       3: ("template", "PodTemplateSpec"), 4: ("strategy", "DeploymentStrategy"),
+                       5: ("minReadySeconds", "int"), 6: ("revisionHistoryLimit", "int"),
+                       7: ("paused", "bool"), 9: ("progressDeadlineSeconds", "int")},
+    "DeploymentStrategy": {1: ("type", "string")},
+    "LabelSelector": {1: ("matchLabels", "map:string"),
+                      2: ("matchExpressions", "[]LabelSelectorRequirement")},
+    "LabelSelectorRequirement": {1: ("key", "string"), 2: ("operator", "string"),
+                                 3: ("values", "[]string")},
+    "PodTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec")},
+    "PodSpec": {2: ("containers", "[]Container"), 3: ("restartPolicy", "string"),
+                4: ("terminationGracePeriodSeconds", "int"), 6: ("dnsPolicy", "string"),
+                7: ("nodeSelector", "map:string"), 8: ("serviceAccountName", "string"),
+                10: ("nodeName", "string"), 19: ("schedulerName", "string"),
+                20: ("initContainers", "[]Container")},
+    "Container": {1: ("name", "string"), 2: ("image", "string"), 3: ("command", "[]string"),
+                  4: ("args", "[]string"), 5: ("workingDir", "string"),
+                  6: ("ports", "[]ContainerPort"), 7: ("env", "[]EnvVar"),
+                  8: ("resources", "ResourceRequirements"), 9: ("volumeMounts", "[]VolumeMount"),
+                  13: ("terminationMessagePath", "string"), 14: ("imagePullPolicy", "string"),
+                  20: ("terminationMessagePolicy", "string")},
+    "ContainerPort": {1: ("name", "string"), 2: ("hostPort", "int"), 3: ("containerPort", "int"),
+                      4: ("protocol", "string")},
+    "EnvVar": {1: ("name", "string"), 2: ("value", "string")},
+    "ResourceRequirements": {1: ("limits", "map:Quantity"), 2: ("requests", "map:Quantity")},
+    "VolumeMount": {1: ("name", "string"), 2: ("readOnly", "bool"), 3: ("mountPath", "string"),
+                    4: ("subPath", "string")},
+    "Quantity": {1: ("string", "string")},
+    "IntOrString": {1: ("type", "int"), 2: ("intVal", "int"), 3: ("strVal", "string")},
     "MapEntry": {1: ("key", "string"), 2: ("value", "bytes")},
 }
 
@@ -113,6 +154,20 @@ def _scalar(kind: str, value: int | bytes) -> Any:
     return value  # int
 
 
+def _value(kind: str, raw: int | bytes) -> Any:
+    """One field's value: scalars, the special wrapper types, or a nested message."""
+    if kind == "Time":
+        return _time(raw) if isinstance(raw, bytes) else None
+    if kind in ("Quantity", "IntOrString") and isinstance(raw, bytes):
+        inner = decode_message(kind, raw)
+        if kind == "Quantity":
+            return inner.get("string")
+        return inner.get("strVal") if inner.get("type") == 1 else inner.get("intVal", 0)
+    if kind in MESSAGES:
+        return decode_message(kind, raw) if isinstance(raw, bytes) else {}
+    return _scalar(kind, raw)
+
+
 def decode_message(name: str, buf: bytes) -> dict[str, Any]:
     """Decode into the JSON shape, dropping zero values like Go's omitempty would."""
     table = MESSAGES[name]
@@ -124,20 +179,15 @@ def decode_message(name: str, buf: bytes) -> dict[str, Any]:
         repeated = kind.startswith("[]")
         kind = kind[2:] if repeated else kind
         if kind.startswith("map:"):
-            entry = {f: v for f, v in _fields(value)} if isinstance(value, bytes) else {}
-            k = entry.get(1, b"")
-            v = entry.get(2, b"")
-            out.setdefault(key, {})[_scalar("string", k)] = _scalar(kind[4:], v)
+            entry = dict(_fields(value)) if isinstance(value, bytes) else {}
+            out.setdefault(key, {})[_scalar("string", entry.get(1, b""))] = _value(
+                kind[4:], entry.get(2, b""))
             continue
-        if kind == "Time":
-            decoded: Any = _time(value) if isinstance(value, bytes) else None
-        elif kind in MESSAGES:
-            decoded = decode_message(kind, value) if isinstance(value, bytes) else {}
-        else:
-            decoded = _scalar(kind, value)
+        decoded = _value(kind, value)
         if repeated:
             out.setdefault(key, []).append(decoded)
-        elif decoded is not None and (decoded not in ("", 0, False, {}) or kind in MESSAGES):
+        elif decoded is not None and (decoded not in ("", 0, False, {}) or (
+                kind in MESSAGES and kind not in ("Quantity", "IntOrString"))):
             out[key] = decoded
     return {k: v for k, v in out.items() if v not in ({}, None) or k == "metadata"}
 
