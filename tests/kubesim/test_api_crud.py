@@ -235,3 +235,20 @@ def test_body_over_the_limit_is_413(http, namespace):
     huge = "x" * (4 * 1024 * 1024)
     rsp = http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json=_cm("huge", k=huge))
     assert rsp.status_code == 413
+
+
+def test_persistent_volumes_and_storage_classes(http, kubectl):
+    made = http("POST", "/api/v1/persistentvolumes", json={
+        "metadata": {"name": "pv-test"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "hostPath": {"path": "/tmp/x"}}})
+    assert made.status_code == 201
+    assert made.json()["status"] == {"phase": "Pending"}
+    assert made.json()["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    sc = http("POST", "/apis/storage.k8s.io/v1/storageclasses", json={
+        "metadata": {"name": "fast-test"}, "provisioner": "kubesim.dev/hostpath"})
+    assert sc.status_code == 201
+    header = kubectl("get", "pv", "pv-test").stdout.splitlines()[0].split()
+    assert header[:4] == ["NAME", "CAPACITY", "ACCESS", "MODES"]
+    http("DELETE", "/api/v1/persistentvolumes/pv-test")
+    http("DELETE", "/apis/storage.k8s.io/v1/storageclasses/fast-test")

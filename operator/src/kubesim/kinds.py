@@ -46,6 +46,10 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
             finalizers.append("kubernetes.io/pvc-protection")
         obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
         obj["status"] = {"phase": "Pending"}
+    elif key == ("", "persistentvolumes"):
+        obj.setdefault("spec", {}).setdefault("persistentVolumeReclaimPolicy", "Retain")
+        obj["spec"].setdefault("volumeMode", "Filesystem")
+        obj["status"] = {"phase": "Pending"}
     elif key == ("", "secrets"):
         _fold_string_data(obj)
         obj.setdefault("type", "Opaque")

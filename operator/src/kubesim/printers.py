@@ -164,6 +164,17 @@ def _ports(svc: Obj) -> str:
     return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
 
 
+def _access_modes(modes: Any) -> str:
+    short = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+             "ReadWriteOncePod": "RWOP"}
+    return ",".join(short.get(m, m) for m in modes or [])
+
+
+def _claim(pv: Obj) -> str:
+    ref = _get(pv, "spec", "claimRef") or {}
+    return f"{ref.get('namespace')}/{ref.get('name')}" if ref.get("name") else ""
+
+
 def _created_at(obj: Obj) -> str:
     return str(obj["metadata"].get("creationTimestamp", ""))
 
@@ -184,14 +195,28 @@ BUILTIN: dict[tuple[str, str], list[Column]] = {
         NAME, col("Status", lambda c: _get(c, "status", "phase") or ""),
         col("Volume", lambda c: _get(c, "spec", "volumeName") or ""),
         col("Capacity", lambda c: (_get(c, "status", "capacity") or {}).get("storage", "")),
-        col("Access Modes", lambda c: ",".join(
-            {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
-             "ReadWriteOncePod": "RWOP"}.get(m, m)
-            for m in _get(c, "status", "accessModes") or [])),
+        col("Access Modes", lambda c: _access_modes(_get(c, "status", "accessModes"))),
         col("StorageClass", lambda c: _get(c, "spec", "storageClassName") or "<unset>"),
         col("VolumeAttributesClass", lambda c: _get(c, "spec", "volumeAttributesClassName")
             or "<unset>"),
         AGE, col("VolumeMode", lambda c: _get(c, "spec", "volumeMode") or "", 1)],
+    ("", "persistentvolumes"): [
+        NAME, col("Capacity", lambda v: (_get(v, "spec", "capacity") or {}).get("storage", "")),
+        col("Access Modes", lambda v: _access_modes(_get(v, "spec", "accessModes"))),
+        col("Reclaim Policy", lambda v: _get(v, "spec", "persistentVolumeReclaimPolicy") or ""),
+        col("Status", lambda v: _get(v, "status", "phase") or ""),
+        col("Claim", _claim), col("StorageClass", lambda v: _get(v, "spec", "storageClassName")
+                                  or ""),
+        col("VolumeAttributesClass", lambda v: _get(v, "spec", "volumeAttributesClassName")
+            or "<unset>"),
+        col("Reason", lambda v: _get(v, "status", "reason") or ""), AGE,
+        col("VolumeMode", lambda v: _get(v, "spec", "volumeMode") or "", 1)],
+    ("storage.k8s.io", "storageclasses"): [
+        NAME, col("Provisioner", lambda c: c.get("provisioner", "")),
+        col("ReclaimPolicy", lambda c: c.get("reclaimPolicy", "Delete")),
+        col("VolumeBindingMode", lambda c: c.get("volumeBindingMode", "Immediate")),
+        col("AllowVolumeExpansion", lambda c: str(bool(c.get("allowVolumeExpansion"))).lower()),
+        AGE],
     ("", "secrets"): [NAME, col("Type", lambda s: s.get("type", "")),
                       col("Data", lambda s: len(s.get("data") or {})), AGE],
     ("", "configmaps"): [NAME, col("Data", lambda c: len(c.get("data") or {}) +
