@@ -72,3 +72,27 @@ def test_admission_hooks_mutate_then_validate():
     assert denied == 400
     assert stages[:2] == [("mutating", "CREATE", "kubesim-admin"),
                           ("validating", "CREATE", "kubesim-admin")]
+
+
+def test_service_account_token_authenticates_as_the_account():
+    server = Server()
+    users: list[str] = []
+    server.hooks.request_hooks.append(lambda identity, info: users.append(identity.user))
+
+    async def calls(session: aiohttp.ClientSession) -> int:
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with session.post("/api/v1/namespaces/default/serviceaccounts",
+                                json={"metadata": {"name": "robot"}}, headers=auth):
+            pass
+        async with session.post("/api/v1/namespaces/default/serviceaccounts/robot/token",
+                                json={"apiVersion": "authentication.k8s.io/v1",
+                                      "kind": "TokenRequest", "spec": {}},
+                                headers=auth) as rsp:
+            token = (await rsp.json())["status"]["token"]
+            status = rsp.status
+        async with session.get("/api/v1/namespaces/default/pods",
+                               headers={"Authorization": f"Bearer {token}"}):
+            pass
+        return status
+    assert _run(server, calls) == 201
+    assert users[-1] == "system:serviceaccount:default:robot"

@@ -59,3 +59,9 @@ def test_kubectl_create_deployment_and_service(kubectl, namespace):
     ports = kubectl("get", "service", "web", "-n", namespace, "-o",
                     "jsonpath={.spec.ports[0].port}/{.spec.ports[0].targetPort}").stdout
     assert ports == "8080/80"
+
+
+def test_kubectl_create_token(kubectl, namespace):
+    kubectl("create", "serviceaccount", "bot", "-n", namespace)
+    token = kubectl("create", "token", "bot", "-n", namespace, "--duration=10m").stdout.strip()
+    assert token

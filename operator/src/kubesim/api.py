@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
 
 from . import errors, patch, protobuf, scale, tables
 from .errors import ApiError
+from .hooks import Hooks, Identity
 from .resources import ResourceType
 from .routing import Target
 from .selectors import Matcher, combine, field_matcher, label_matcher
@@ -58,8 +61,9 @@ def parse_body(raw: bytes, content_type: str) -> Any:
 class Api:
     """Resource verbs over one Store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, hooks: Hooks | None = None) -> None:
         self.store = store
+        self.hooks = hooks or Hooks()
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -105,6 +109,8 @@ class Api:
                warnings: list[str]) -> tuple[int, bytes]:
         if target.subresource == "binding":
             return self.bind(target, body)
+        if target.subresource == "token":
+            return self.issue_token(target, body)
         if target.name or target.subresource:
             raise errors.method_not_allowed()
         if target.rt.namespaced and target.namespace is None:
@@ -198,6 +204,27 @@ class Api:
         head = dumps({"kind": rt.list_kind, "apiVersion": rt.api_version,
                       "metadata": {"resourceVersion": str(self.store.rv)}})
         return 200, head[:-1] + b',"items":[' + b",".join(render(rt, s) for s in deleted) + b"]}"
+
+    def issue_token(self, target: Target, body: Any) -> tuple[int, bytes]:
+        """serviceaccounts/token (TokenRequest): a token that authenticates as the account."""
+        ns = target.namespace or ""
+        account = self.store.get(target.rt, ns, target.name)
+        spec = dict((body or {}).get("spec") or {}) if isinstance(body, dict) else {}
+        seconds = int(spec.get("expirationSeconds") or 3600)
+        spec["expirationSeconds"] = seconds
+        token = "kubesim-sa-" + secrets.token_urlsafe(24)
+        self.hooks.tokens[token] = Identity(
+            f"system:serviceaccount:{ns}:{target.name}",
+            ("system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"))
+        expires = datetime.now(UTC) + timedelta(seconds=seconds)
+        return 201, dumps({
+            "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": target.name, "namespace": ns,
+                         "creationTimestamp": now_rfc3339(),
+                         "uid": account.obj["metadata"]["uid"]},
+            "spec": spec,
+            "status": {"token": token,
+                       "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}})
 
     def bind(self, target: Target, body: Any) -> tuple[int, bytes]:
         """pods/binding: what the scheduler posts to put a pod on a node."""

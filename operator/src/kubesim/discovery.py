@@ -19,8 +19,8 @@ VERSION_INFO = {
 # apiextensions-apiserver lists a custom resource's verbs in this (unsorted) order.
 CUSTOM_VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
 _SUB_VERBS = {"status": ["get", "patch", "update"], "binding": ["create"],
-              "scale": ["get", "patch", "update"]}
-_SUB_KIND = {"binding": "Binding", "scale": "Scale"}
+              "scale": ["get", "patch", "update"], "token": ["create"]}
+_SUB_KIND = {"binding": "Binding", "scale": "Scale", "token": "TokenRequest"}
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -67,6 +67,8 @@ def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
                  "verbs": _SUB_VERBS[sub]}
         if sub == "scale":
             entry.update(group="autoscaling", version="v1")
+        elif sub == "token":
+            entry.update(group="authentication.k8s.io", version="v1")
         out.append(entry)
     return out
 

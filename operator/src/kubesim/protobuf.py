@@ -99,6 +99,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
                     4: ("subPath", "string")},
     "Quantity": {1: ("string", "string")},
     "IntOrString": {1: ("type", "int"), 2: ("intVal", "int"), 3: ("strVal", "string")},
+    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec")},
+    "TokenRequestSpec": {1: ("audiences", "[]string"), 4: ("expirationSeconds", "int")},
     "MapEntry": {1: ("key", "string"), 2: ("value", "bytes")},
 }
 

@@ -30,9 +30,9 @@ class Server:
     def __init__(self, *, history_size: int = 20_000, bookmark_interval: float = 5.0,
                  gc_delay: float = 0.0) -> None:
         self.store = Store(history_size)
-        self.api = Api(self.store)
-        self.controllers = Controllers(self.store, gc_delay)
         self.hooks = Hooks()
+        self.api = Api(self.store, self.hooks)
+        self.controllers = Controllers(self.store, gc_delay)
         self.store.admission = self.hooks.admit
         self.faults = Faults()
         self.record = RequestRecord()
