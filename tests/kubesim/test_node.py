@@ -402,7 +402,6 @@ def test_provisioner_binds_claims_and_pods_mount_them(
     wait_running(sim_api, sim_namespace, "user")
 
 
-@pytest.mark.xfail(strict=True, reason="SERVER_BUGS.md: persistentvolumes are not served")
 def test_provisioned_volume_is_a_bound_pv_deleted_with_its_claim(
         sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
     simulated_nodes(f"one={A100}:1")

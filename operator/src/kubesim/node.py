@@ -843,11 +843,12 @@ class Scheduler:
     """
 
     def __init__(self, client: KubeClient, nodes: dict[str, NodeState], recorder: EventRecorder,
-                 pods: dict[str, Obj]):
+                 pods: dict[str, Obj], background: Background):
         self.client = client
         self.nodes = nodes
         self.recorder = recorder
         self.pods = pods  # the pod informer's cache, keyed "namespace/name"
+        self.background = background
         self._active: dict[str, str] = {}  # uid -> key, in arrival order
         self._unschedulable: dict[str, str] = {}
         self._reported: dict[str, str] = {}  # uid -> last Unschedulable message
@@ -965,7 +966,11 @@ class Scheduler:
             await self._report_unschedulable(uid, pod, unschedulable_message(results))
             return
         best = min(feasible, key=lambda n: (self._score(n, requests), n.spec.name))
-        await self._bind(uid, pod, best, requests)
+        # Like kube-scheduler's binding cycle: the pod is assumed on the node at once and bound
+        # asynchronously, so the next pod is placed without waiting for this round trip.
+        best.add(uid, requests)
+        self._assumed[uid] = best.spec.name
+        self.background.spawn(self._bind(uid, pod, best), f"bind {object_key(pod)}")
 
     @staticmethod
     def _score(node: NodeState, requests: dict[str, Decimal]) -> Decimal:
@@ -974,30 +979,35 @@ class Scheduler:
         free = node.allocatable[resource] - node.used.get(resource, Decimal(0))
         return -(free - requests.get(resource, Decimal(0)))
 
-    async def _bind(self, uid: str, pod: Obj, node: NodeState,
-                    requests: dict[str, Decimal]) -> None:
+    async def _bind(self, uid: str, pod: Obj, node: NodeState) -> None:
         meta = pod["metadata"]
-        node.add(uid, requests)
-        self._assumed[uid] = node.spec.name
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": uid},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node.spec.name}}
         try:
             await self.client.request("POST", pod_path(pod, "/binding"), binding)
-        except ApiError as exc:
-            node.remove(uid)
-            self._assumed.pop(uid, None)
-            if exc.status not in (404, 409):
+        except Exception as exc:
+            self._forget_assumption(uid, node, object_key(pod))
+            if getattr(exc, "status", None) not in (404, 409):  # gone / bound by someone else
                 log.warning("binding %s to %s failed: %s", object_key(pod), node.spec.name, exc)
+                await asyncio.sleep(0.5)
                 self._active[uid] = object_key(pod)
                 self._wake.set()
-                await asyncio.sleep(0.5)
             return
         self._reported.pop(uid, None)
         self.recorder.emit(
             pod, "Normal", "Scheduled",
             f"Successfully assigned {meta['namespace']}/{meta['name']} to {node.spec.name}",
             component=DEFAULT_SCHEDULER)
+
+    def _forget_assumption(self, uid: str, node: NodeState, key: str) -> None:
+        """Undo an assumed placement; keep what the cache says if the pod is bound anyway."""
+        node.remove(uid)
+        self._assumed.pop(uid, None)
+        current = self.pods.get(key)
+        bound_to = ((current or {}).get("spec") or {}).get("nodeName")
+        if current is not None and bound_to:
+            self._account(uid, current, bound_to)
 
     async def _report_unschedulable(self, uid: str, pod: Obj, message: str) -> None:
         if self._reported.get(uid) == message:
@@ -1513,7 +1523,7 @@ class SimulatedNodes:
         scope = f"/api/v1/namespaces/{self.namespace}" if self.namespace else "/api/v1"
         pods = Informer(client, f"{scope}/pods", lambda *a: None)
         pvcs = Informer(client, f"{scope}/persistentvolumeclaims", lambda *a: None)
-        scheduler = Scheduler(client, self.nodes, recorder, pods.cache)
+        scheduler = Scheduler(client, self.nodes, recorder, pods.cache, background)
         kubelet = Kubelet(client, self.nodes, recorder, background, pods.cache, pvcs.cache,
                           start_delay=self._start_delay, pull_fail=self._pull_fail,
                           pull_backoff=self._pull_backoff, on_terminated=scheduler.release)
