@@ -1539,7 +1539,8 @@ class SimulatedNodes:
                 provisioner.on_pvc(kind, obj, old)
             kubelet.on_pvc(kind, obj, old)
 
-        # The caches are wired in before the handlers so handlers can read fresh state.
+        # The scheduler and kubelet read the informers' caches, so the informers exist first and
+        # get their handlers here.
         pods.handler, pvcs.handler = on_pod, on_pvc
         nodes = Informer(client, "/api/v1/nodes", scheduler.on_node)
         try:
