@@ -84,7 +84,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.tasks = [asyncio.create_task(controller.run(), name="controller")]
     port = options.get("metrics_port", 8080)
     if port is not None:
-        memo.health = await health.serve(int(port), controller)
+        task = memo.tasks[0]
+        memo.health = await health.serve(int(port), lambda: not task.done())
 
 
 @kopf.on.cleanup()

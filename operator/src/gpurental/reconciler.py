@@ -66,7 +66,6 @@ class Controller:
         self.charges = metrics.ChargeTracker()
         self._failures: dict[Key, int] = {}
         self._stop_requested: dict[Key, tuple[float, str]] = {}
-        self.last_progress = clock.monotonic()
         self._posting_context: contextvars.Context | None = None
         self.wallets = WalletReconciler(self)
 
@@ -161,7 +160,6 @@ class Controller:
                 await self._reconcile_timed(key)
             finally:
                 self.queue.done(key)
-                self.last_progress = self.clock.monotonic()
 
     async def _reconcile_timed(self, key: Key) -> None:
         started = time.monotonic()
