@@ -778,3 +778,20 @@ def test_pod_bound_by_hand_runs_or_is_rejected_by_kubelet_admission(
                                  "nvidia.com/gpu, requested: 1, used: 2, capacity: 2")
     event = wait_event(sim_api, sim_namespace, "one-too-many", "OutOfnvidia.com/gpu")
     assert event["type"] == "Warning"
+
+
+def test_kubectl_get_events_names_the_pod(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes,
+        sim_kubectl: Callable[..., subprocess.CompletedProcess[str]],
+        parse_table: Callable[[str], list[dict[str, str]]]) -> None:
+    simulated_nodes(f"one={A100}:1")
+    create_pod(sim_api, sim_namespace, gpu_pod("greedy", 4))
+    message = wait_unschedulable(sim_api, sim_namespace, "greedy")["message"]
+    wait_event(sim_api, sim_namespace, "greedy", "FailedScheduling")
+    out = sim_kubectl("get", "events", "-n", sim_namespace, "--field-selector",
+                      "reason=FailedScheduling").stdout
+    assert out.splitlines()[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT",
+                                           "MESSAGE"]
+    (row,) = parse_table(out)
+    assert (row["TYPE"], row["REASON"], row["OBJECT"], row["MESSAGE"]) == (
+        "Warning", "FailedScheduling", "pod/greedy", message)
