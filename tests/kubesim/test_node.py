@@ -795,3 +795,40 @@ def test_kubectl_get_events_names_the_pod(
     (row,) = parse_table(out)
     assert (row["TYPE"], row["REASON"], row["OBJECT"], row["MESSAGE"]) == (
         "Warning", "FailedScheduling", "pod/greedy", message)
+
+
+def test_informer_pages_through_lists_and_replays_changes_missed_between_lists(
+        sim_kubeconfig: str, sim_api: client.ApiClient, sim_namespace: str) -> None:
+    """What a relist after 410 Gone must do: page with continue tokens, emit the difference."""
+    import asyncio
+
+    from kubesim.node import Informer, KubeClient, load_kubeconfig
+
+    core = core_api(sim_api)
+    for i in range(7):
+        core.create_namespaced_config_map(sim_namespace, {"metadata": {"name": f"cm-{i}"}})
+    seen: list[tuple[str, str]] = []
+
+    async def scenario() -> dict[str, Any]:
+        api = KubeClient(load_kubeconfig(sim_kubeconfig))
+        await api.open()
+        try:
+            informer = Informer(api, f"/api/v1/namespaces/{sim_namespace}/configmaps",
+                                lambda kind, obj, old: seen.append((kind, obj["metadata"]["name"])),
+                                page_size=3)
+            await informer._relist()
+            first = {k.split("/")[1] for k in informer.cache if "/cm-" in k}
+            seen.clear()
+            core.delete_namespaced_config_map("cm-0", sim_namespace)
+            core.patch_namespaced_config_map("cm-1", sim_namespace, {"data": {"a": "b"}})
+            core.create_namespaced_config_map(sim_namespace, {"metadata": {"name": "cm-new"}})
+            await informer._relist()
+            return {"first": first, "cache": set(informer.cache)}
+        finally:
+            await api.close()
+
+    result = asyncio.run(scenario())
+    assert result["first"] == {f"cm-{i}" for i in range(7)}
+    assert f"{sim_namespace}/cm-0" not in result["cache"]
+    assert sorted(e for e in seen if e[1].startswith("cm-")) == [
+        ("ADDED", "cm-new"), ("DELETED", "cm-0"), ("MODIFIED", "cm-1")]
