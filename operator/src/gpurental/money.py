@@ -134,15 +134,15 @@ def _renewal(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
 
 
 def next_deadline(status: dict[str, Any], prepaid: int | None,
-                  wallet: WalletReading | None) -> datetime | None:
+                  wallet_exhausts_at: datetime | None) -> datetime | None:
     """The next moment money may change the rental's fate: expiry or wallet exhaustion."""
     moments = []
     if prepaid is not None:
         expiry = billing.expiry_moment(_meter(status, "accruedSeconds", "runningSince"), prepaid)
         if expiry is not None:
             moments.append(expiry)
-    if wallet is not None and wallet.exhausts_at is not None:
-        moments.append(wallet.exhausts_at)
+    if wallet_exhausts_at is not None:
+        moments.append(wallet_exhausts_at)
     return min(moments) if moments else None
 
 

@@ -228,6 +228,7 @@ class Controller:
             hold=verdict.hold,
             renew_seconds=verdict.renew_seconds,
             prepaid_seconds=verdict.prepaid_seconds,
+            wallet_exhausts_at=wallet.reading.exhausts_at if wallet else None,
         )
 
     @staticmethod
@@ -293,10 +294,7 @@ class Controller:
         if meter.is_open(status) and status.get("lastHeartbeatAt"):
             age = (now - parse_ts(status["lastHeartbeatAt"])).total_seconds()
             delays.append(self.settings.metering_interval - age)
-        view = self.world.rental(key)
-        wallet = self.wallet(key[0], view.spec.get("wallet") if view else None, now)
-        deadline = money.next_deadline(status, ctx.prepaid_seconds,
-                                       wallet.reading if wallet else None)
+        deadline = money.next_deadline(status, ctx.prepaid_seconds, ctx.wallet_exhausts_at)
         if deadline is not None and meter.is_open(status):
             delays.append((deadline - now).total_seconds())
         if delays:
