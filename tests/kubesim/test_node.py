@@ -27,6 +27,7 @@ from kubesim.node import (
     SimulatedNodesThread,
     Taint,
     full_image_ref,
+    matches_node_selector,
     parse_quantity,
     pod_requests,
     unschedulable_message,
@@ -168,6 +169,29 @@ def test_toleration_matching() -> None:
                                         "effect": "NoExecute"}]) == taint
     # PreferNoSchedule never blocks scheduling
     assert untolerated_taint([Taint.parse("soft:PreferNoSchedule")], []) is None
+
+
+def test_required_node_affinity_terms() -> None:
+    labels = {"nvidia.com/gpu.product": A100, "nvidia.com/gpu.count": "8"}
+
+    def pod(*terms: dict[str, Any]) -> dict[str, Any]:
+        return {"spec": {"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": list(terms)}}}}}
+
+    def expr(key: str, op: str, *values: str) -> dict[str, Any]:
+        return {"matchExpressions": [{"key": key, "operator": op, "values": list(values)}]}
+
+    product = "nvidia.com/gpu.product"
+    assert matches_node_selector(pod(expr(product, "In", A100, H100)), labels, "n")
+    assert not matches_node_selector(pod(expr(product, "NotIn", A100)), labels, "n")
+    assert matches_node_selector(pod(expr("nvidia.com/gpu.count", "Gt", "4")), labels, "n")
+    assert not matches_node_selector(pod(expr("missing", "Exists")), labels, "n")
+    # terms are ORed
+    assert matches_node_selector(pod(expr("missing", "Exists"), expr(product, "Exists")),
+                                 labels, "n")
+    by_name = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]}
+    assert matches_node_selector(pod(by_name), labels, "n")
+    assert not matches_node_selector(pod(by_name), labels, "other")
 
 
 def test_node_and_image_syntax() -> None:
