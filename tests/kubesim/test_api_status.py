@@ -112,3 +112,20 @@ def test_deployment_scale_subresource(http, namespace, kubectl):
     assert deployment["spec"]["replicas"] == 3 and deployment["metadata"]["generation"] == 2
     kubectl("scale", "deployment", "d", "-n", namespace, "--replicas=5")
     assert http("GET", f"{path}/d").json()["spec"]["replicas"] == 5
+
+
+def test_pod_log_subresource(http, namespace):
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    http("POST", path, json={"metadata": {"name": "l"},
+                             "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    waiting = http("GET", f"{path}/l/log")
+    assert waiting.status_code == 400
+    assert waiting.json()["message"] == ('container "c" in pod "l" is waiting to start: '
+                                         "ContainerCreating")
+    http("PATCH", f"{path}/l/status", headers=MERGE, json={"status": {
+        "phase": "Running", "containerStatuses": [{"name": "c", "ready": True,
+                                                   "state": {"running": {}}}]}})
+    http("PATCH", f"{path}/l", headers=MERGE,
+         json={"metadata": {"annotations": {"kubesim.dev/log": "one\ntwo\n"}}})
+    rsp = http("GET", f"{path}/l/log", params={"tailLines": "1"})
+    assert rsp.status_code == 200 and rsp.text == "two\n"

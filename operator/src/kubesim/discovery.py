@@ -19,8 +19,8 @@ VERSION_INFO = {
 # apiextensions-apiserver lists a custom resource's verbs in this (unsorted) order.
 CUSTOM_VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
 _SUB_VERBS = {"status": ["get", "patch", "update"], "binding": ["create"],
-              "scale": ["get", "patch", "update"], "token": ["create"]}
-_SUB_KIND = {"binding": "Binding", "scale": "Scale", "token": "TokenRequest"}
+              "scale": ["get", "patch", "update"], "token": ["create"], "log": ["get"]}
+_SUB_KIND = {"binding": "Binding", "scale": "Scale", "token": "TokenRequest", "log": "Pod"}
 
 
 def api_versions(server_address: str) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def builtin_types() -> list[ResourceType]:
         _core("namespaces", "Namespace", False, short_names=["ns"], subresources={"status"},
               has_generation=False, field_selectors=("status.phase",)),
         _core("pods", "Pod", short_names=["po"], categories=["all"],
-              subresources={"status", "binding"}, field_selectors=_POD_FIELDS),
+              subresources={"status", "binding", "log"}, field_selectors=_POD_FIELDS),
         _core("persistentvolumeclaims", "PersistentVolumeClaim", short_names=["pvc"],
               subresources={"status"}, has_generation=False),
         _core("persistentvolumes", "PersistentVolume", False, short_names=["pv"],

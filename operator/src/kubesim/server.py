@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admin, discovery, openapi
+from . import admin, discovery, logs, openapi
 from .api import JSON, Api, parse_body
 from .controllers import Controllers
 from .errors import ApiError, unknown_path
@@ -97,6 +97,10 @@ class Server:
         warnings: list[str] = []
         if method == "GET":
             if target.name:
+                if target.subresource == "log":
+                    stored = self.store.get(target.rt, target.namespace or "", target.name)
+                    return web.Response(status=200, body=logs.pod_log(stored.obj, query),
+                                        content_type="text/plain")
                 if target.subresource not in ("", "status", "scale"):
                     raise ApiError(405, "MethodNotAllowed", "method not allowed", {})
                 return _json(200, self.api.get(target, query, accept), table=accept)
