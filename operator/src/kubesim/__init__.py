@@ -19,7 +19,7 @@ resources.py    the resource types served (built-ins + every CRD's versions)
 discovery.py    /version, /api, /apis and resource lists
 openapi.py      /openapi/v3 (what kubectl needs for server-side field validation)
 tables.py       Table responses; printers.py holds the built-in kinds' columns
-scale.py        the scale subresource
+scale.py        the scale subresource; logs.py pods/log
 protobuf.py     decoding the protobuf bodies kubectl's typed clients send
 hooks.py        identity, request hooks (RBAC later) and admission hooks (webhooks later)
 faults.py       fault injection and the request record; admin.py serves /_kubesim/
