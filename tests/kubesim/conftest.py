@@ -24,7 +24,6 @@ from kubesim.launch import Emulator, start_emulator
 from kubesim.node import NodeSpec, SimulatedNodesThread
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
-REPO = Path(__file__).resolve().parents[2]
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -75,9 +74,15 @@ def sim_namespace(sim_api: client.ApiClient) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def sim_kubectl(sim_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+def kubectl_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One discovery cache for every kubectl call against the private emulator."""
+    return tmp_path_factory.mktemp("kubectl-cache-private")
+
+
+@pytest.fixture(scope="session")
+def sim_kubectl(sim_kubeconfig: str, kubectl_cache: Path) -> Kubectl:
     """Run the venv's kubectl against the private emulator; ``env`` adds variables."""
-    cache = tmp_path_factory.mktemp("kubectl-cache-private")
+    cache = kubectl_cache
 
     def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 60,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -92,13 +97,11 @@ def sim_kubectl(sim_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -
     return run
 
 
-@pytest.fixture
-def kubectl_cmd(sim_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
-                ) -> Callable[..., list[str]]:
+@pytest.fixture(scope="session")
+def kubectl_cmd(sim_kubeconfig: str, kubectl_cache: Path) -> Callable[..., list[str]]:
     """The argv of a kubectl call against the private emulator (for long-running Popen)."""
-    cache = tmp_path_factory.mktemp("kubectl-cache-popen")
     return lambda *args: [str(KUBECTL), f"--kubeconfig={sim_kubeconfig}",
-                          f"--cache-dir={cache}", *args]
+                          f"--cache-dir={kubectl_cache}", *args]
 
 
 @pytest.fixture
