@@ -77,7 +77,8 @@ def test_admission_hooks_mutate_then_validate():
 def test_service_account_token_authenticates_as_the_account():
     server = Server()
     users: list[str] = []
-    server.hooks.request_hooks.append(lambda identity, info: users.append(identity.user))
+    # First, ahead of RBAC (which denies the unbound account): this test is about identity.
+    server.hooks.request_hooks.insert(0, lambda identity, info: users.append(identity.user))
 
     async def calls(session: aiohttp.ClientSession) -> int:
         auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

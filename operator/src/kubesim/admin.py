@@ -7,6 +7,8 @@ GET    /_kubesim/faults             active rules
 POST   /_kubesim/faults             add a rule (see faults.FaultRule for fields)
 DELETE /_kubesim/faults             remove all rules
 GET    /_kubesim/stats              object count, resourceVersion, open watches, RSS
+POST   /_kubesim/tokens             {"user": "alice", "groups": [..]} or
+                                    {"serviceAccount": "ns/name"}: a token RBAC judges
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import resource
 import sys
 from typing import TYPE_CHECKING, Any
 
+from . import rbac
 from .errors import ApiError, bad_request, unknown_path
 
 if TYPE_CHECKING:
@@ -62,6 +65,8 @@ def handle(server: Server, method: str, path: str, body: bytes) -> tuple[int, An
         if method == "DELETE":
             server.faults.clear()
             return 200, {"faults": []}
+    elif what == "tokens" and method == "POST":
+        return 201, rbac.issue_token(server.hooks, payload)
     elif what == "stats" and method == "GET":
         store = server.store
         return 200, {

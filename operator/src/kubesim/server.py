@@ -7,17 +7,18 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from . import admin, discovery, logs, openapi
+from . import admin, discovery, logs, openapi, rbac, webhooks
 from .api import JSON, Api, parse_body
 from .controllers import Controllers
 from .errors import ApiError, unknown_path
 from .faults import Faults, RequestRecord
 from .hooks import CURRENT, Hooks, RequestInfo
-from .routing import request_info, resolve
+from .routing import Target, request_info, resolve
 from .store import Store, dumps
 from .watchstream import WatchStream
 
@@ -34,6 +35,9 @@ class Server:
         self.api = Api(self.store, self.hooks)
         self.controllers = Controllers(self.store, gc_delay)
         self.store.admission = self.hooks.admit
+        # RBAC judges only identities the emulator issued tokens for (see rbac.py).
+        self.hooks.request_hooks.append(rbac.Authorizer(self.store, self.hooks))
+        self.hooks.admission_hooks.append(webhooks.Webhooks(self.store))
         self.faults = Faults()
         self.record = RequestRecord()
         self.bookmark_interval = bookmark_interval
@@ -96,17 +100,9 @@ class Server:
         method = request.method
         warnings: list[str] = []
         if method == "GET":
-            if target.name:
-                if target.subresource == "log":
-                    stored = self.store.get(target.rt, target.namespace or "", target.name)
-                    return web.Response(status=200, body=logs.pod_log(stored.obj, query),
-                                        content_type="text/plain")
-                if target.subresource not in ("", "status", "scale"):
-                    raise ApiError(405, "MethodNotAllowed", "method not allowed", {})
-                return _json(200, self.api.get(target, query, accept), table=accept)
             if info.verb == "watch":
                 return await self._watch(request, target, rules)
-            return _json(200, self.api.list_objects(target, query, accept), table=accept)
+            return self._read(target, query, accept)
         raw = await _read_body(request)
         ctype = request.headers.get("Content-Type", JSON)
         if method == "POST":
@@ -116,7 +112,7 @@ class Server:
         elif method == "PATCH":
             code, body = self.api.patch(target, query, ctype, raw, warnings)
         elif method == "DELETE":
-            options = json.loads(raw) if raw.strip() else None
+            options = _delete_options(raw, ctype)
             if target.name:
                 code, body = self.api.delete(target, query, options)
             else:
@@ -127,6 +123,18 @@ class Server:
             warnings.clear()  # the default (Warn) reports unknown fields; Ignore does not
         headers = {"Warning": _warning_header(warnings)} if warnings else None
         return _json(code, body, headers)
+
+    def _read(self, target: Target, query: Mapping[str, str], accept: str) -> web.Response:
+        """GET of one object (or its status, scale or log) or of a list."""
+        if not target.name:
+            return _json(200, self.api.list_objects(target, query, accept), table=accept)
+        if target.subresource == "log":
+            stored = self.store.get(target.rt, target.namespace or "", target.name)
+            return web.Response(status=200, body=logs.pod_log(stored.obj, query),
+                                content_type="text/plain")
+        if target.subresource not in ("", "status", "scale"):
+            raise ApiError(405, "MethodNotAllowed", "method not allowed", {})
+        return _json(200, self.api.get(target, query, accept), table=accept)
 
     async def _watch(self, request: web.BaseRequest, target: Any,
                      rules: list[Any]) -> web.StreamResponse:
@@ -180,6 +188,17 @@ class Server:
         if doc is None:
             raise unknown_path()
         return _json(200, dumps(doc))
+
+
+def _delete_options(raw: bytes, content_type: str) -> dict[str, Any] | None:
+    """A DELETE's optional DeleteOptions body (JSON; other encodings mean the defaults)."""
+    if not raw.strip() or "json" not in content_type:
+        return None
+    try:
+        options = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "BadRequest", f"invalid DeleteOptions: {exc}") from exc
+    return options if isinstance(options, dict) else None
 
 
 def _warning_header(warnings: list[str]) -> str:
