@@ -856,3 +856,26 @@ def test_informer_pages_through_lists_and_replays_changes_missed_between_lists(
     assert f"{sim_namespace}/cm-0" not in result["cache"]
     assert sorted(e for e in seen if e[1].startswith("cm-")) == [
         ("ADDED", "cm-new"), ("DELETED", "cm-0"), ("MODIFIED", "cm-1")]
+
+
+def test_no_execute_taint_evicts_pods_that_do_not_tolerate_it(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes,
+        sim_kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    sim = simulated_nodes(f"one={A100}:3")
+    node = sim.sim.specs[0].name
+    maintenance = {"key": "maintenance", "operator": "Exists", "effect": "NoExecute"}
+    create_pod(sim_api, sim_namespace, gpu_pod("plain", 1))
+    create_pod(sim_api, sim_namespace, gpu_pod("brief", 1, tolerations=[
+        {**maintenance, "tolerationSeconds": 1}]))
+    create_pod(sim_api, sim_namespace, gpu_pod("patient", 1, tolerations=[maintenance]))
+    for name in ("plain", "brief", "patient"):
+        wait_running(sim_api, sim_namespace, name)
+
+    sim_kubectl("taint", "nodes", node, "maintenance=now:NoExecute")
+    wait_for(lambda: pod_or_none(sim_api, sim_namespace, "plain") is None, 30,
+             message="the untolerating pod evicted")
+    event = wait_event(sim_api, sim_namespace, "plain", "TaintManagerEviction")
+    assert event["message"] == f"Marking for deletion Pod {sim_namespace}/plain"
+    wait_for(lambda: pod_or_none(sim_api, sim_namespace, "brief") is None, 30,
+             message="the pod tolerating for 1s evicted")
+    assert read_pod(sim_api, sim_namespace, "patient")["status"]["phase"] == "Running"

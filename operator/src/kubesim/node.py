@@ -8,6 +8,8 @@ This module owns everything a real cluster's node side would do for the operator
   and a ``FailedScheduling`` Event;
 * runs bound pods: waits for their PVCs, fails image pulls on request, marks them Running with the
   container start time, and terminates them when they get a ``deletionTimestamp``;
+* evicts pods that do not tolerate a ``NoExecute`` taint put on a node (the taint-eviction
+  controller's job, honouring ``tolerationSeconds``);
 * runs a tiny PVC provisioner (:mod:`kubesim.provisioner`).
 
 It never imports the API server: it reads a kubeconfig and uses HTTP, like the real components.
@@ -775,6 +777,23 @@ def _expr_matches(expr: Obj, labels: dict[str, str]) -> bool:
 CORDONED = Taint("node.kubernetes.io/unschedulable", "", "NoSchedule")
 
 
+def _eviction_delay(taints: list[Taint], tolerations: list[Obj]) -> float | None:
+    """Seconds before NoExecute ``taints`` evict a pod, None for never (taint-eviction rules).
+
+    An untolerated taint evicts at once; otherwise the smallest ``tolerationSeconds`` among the
+    tolerations in use applies, and without any the pod stays.
+    """
+    used: list[Obj] = []
+    for taint in taints:
+        matching = [t for t in tolerations if _tolerates(t, taint)]
+        if not matching:
+            return 0.0
+        used.extend(matching)
+    bounded = [float(t["tolerationSeconds"]) for t in used
+               if t.get("tolerationSeconds") is not None]
+    return max(0.0, min(bounded)) if bounded else None
+
+
 def filter_node(pod: Obj, requests: dict[str, Decimal], node: NodeState) -> FilterResult:
     """Run kube-scheduler's default filters in its order; stop at the first failing plugin."""
     spec = pod.get("spec") or {}
@@ -892,6 +911,37 @@ class Scheduler:
         state = self.nodes.get(str((node.get("metadata") or {}).get("name")))
         if state is not None and kind != "DELETED" and state.observe(node):
             self._retry_unschedulable()
+            self._evict_untolerated(state)
+
+    def _evict_untolerated(self, node: NodeState) -> None:
+        """The taint-eviction controller: a NoExecute taint evicts pods that do not tolerate it.
+
+        A matching toleration with ``tolerationSeconds`` delays the eviction by that long.
+        """
+        no_execute = [t for t in node.taints if t.effect == "NoExecute"]
+        if not no_execute:
+            return
+        for pod in list(self.pods.values()):
+            spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+            if (spec.get("nodeName") != node.spec.name or meta.get("deletionTimestamp")
+                    or (pod.get("status") or {}).get("phase") in TERMINAL_PHASES):
+                continue
+            delay = _eviction_delay(no_execute, spec.get("tolerations") or [])
+            if delay is not None:
+                self.background.spawn(self._evict(pod, delay), f"evict {object_key(pod)}")
+
+    async def _evict(self, pod: Obj, delay: float) -> None:
+        await asyncio.sleep(delay)
+        meta = pod["metadata"]
+        current = self.pods.get(object_key(pod))
+        if current is None or current["metadata"].get("uid") != meta["uid"]:
+            return
+        self.recorder.emit(pod, "Normal", "TaintManagerEviction",
+                           f"Marking for deletion Pod {meta['namespace']}/{meta['name']}",
+                           component="taint-eviction-controller")
+        await self.client.request("DELETE", pod_path(pod),
+                                  {"apiVersion": "v1", "kind": "DeleteOptions",
+                                   "preconditions": {"uid": meta["uid"]}})
 
     def _retry_unschedulable(self) -> None:
         if self._unschedulable:
