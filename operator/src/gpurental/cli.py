@@ -31,6 +31,17 @@ def operator_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peering", metavar="NAME", default=None,
                         help="kopf peering object for HA (default: standalone)")
     parser.add_argument("--priority", type=int, default=0, help="peering priority")
+    webhook = parser.add_argument_group(
+        "validating webhook",
+        "off unless --webhook-port is given; a ValidatingWebhookConfiguration (the chart's) "
+        "must point at it")
+    webhook.add_argument("--webhook-port", type=int, default=None, metavar="PORT",
+                         help="serve the GpuRental validating webhook over HTTPS on PORT")
+    webhook.add_argument("--webhook-cert-dir", default=None, metavar="DIR",
+                         help="directory with tls.crt and tls.key (a mounted kubernetes.io/tls "
+                              "Secret); re-read when they change")
+    webhook.add_argument("--webhook-address", default="0.0.0.0", metavar="ADDR",
+                         help="address to listen on (default: all interfaces)")
     parser.add_argument("--verbose", "-v", action="store_true")
     return parser
 
@@ -39,13 +50,22 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
     args = operator_parser().parse_args(argv)
     if args.metering_interval <= 0 or args.provisioning_timeout <= 0:
         sys.exit("gpurental-operator: intervals and timeouts must be positive")
-    import gpurental.main  # noqa: F401  (registers the handlers)
+    if (args.webhook_port is None) != (args.webhook_cert_dir is None):
+        sys.exit("gpurental-operator: --webhook-port and --webhook-cert-dir go together")
+    import gpurental.main  # registers the handlers
+
+    if args.webhook_port is not None:
+        # Registered only now: kopf refuses to run admission handlers without a server.
+        import gpurental.handlers.admission  # noqa: F401
 
     memo = kopf.Memo(options={
         "metrics_port": args.metrics_port,
         "metering_interval": args.metering_interval,
         "provisioning_timeout": args.provisioning_timeout,
         "api_threads": args.api_threads,
+        "webhook_port": args.webhook_port,
+        "webhook_cert_dir": args.webhook_cert_dir,
+        "webhook_address": args.webhook_address,
     })
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     if not args.verbose:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -67,10 +68,25 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.networking.connect_timeout = 10
 
 
+def configure_webhook(settings: kopf.OperatorSettings, options: dict[str, Any]) -> None:
+    """Serve the validating webhook with the mounted certificate, if asked to."""
+    if options.get("webhook_port") is None:
+        return
+    cert_dir = Path(options["webhook_cert_dir"])
+    # kopf re-reads the files when they change, so cert-manager's renewals need no restart.
+    settings.admission.server = kopf.WebhookServer(
+        addr=options.get("webhook_address") or None, port=int(options["webhook_port"]),
+        certfile=cert_dir / "tls.crt", pkeyfile=cert_dir / "tls.key")
+    # The chart owns the ValidatingWebhookConfiguration (cert-manager injects its caBundle);
+    # kopf managing one too would need cluster-wide write access to webhook configurations.
+    settings.admission.managed = None
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
     options = memo.get("options") or {}
+    configure_webhook(settings, options)
     controller = Controller(
         Kube(load_config(), threads=int(options.get("api_threads", 16))),
         clock_from_env(),
