@@ -879,3 +879,19 @@ def test_no_execute_taint_evicts_pods_that_do_not_tolerate_it(
     wait_for(lambda: pod_or_none(sim_api, sim_namespace, "brief") is None, 30,
              message="the pod tolerating for 1s evicted")
     assert read_pod(sim_api, sim_namespace, "patient")["status"]["phase"] == "Running"
+
+
+def test_unparsable_image_reference_is_invalid_image_name(
+        sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
+    simulated_nodes(f"one={A100}:1")
+    create_pod(sim_api, sim_namespace, gpu_pod("typo", 1, image="invalid//image"))
+
+    def waiting() -> dict[str, Any] | None:
+        statuses = read_pod(sim_api, sim_namespace, "typo")["status"].get("containerStatuses")
+        state = (statuses or [{}])[0].get("state", {}).get("waiting") or {}
+        return state if state.get("reason") == "InvalidImageName" else None
+
+    state = wait_for(waiting, 30, message="InvalidImageName")
+    assert state["message"] == ('Failed to apply default image tag "invalid//image": couldn\'t '
+                                'parse image name "invalid//image": invalid reference format')
+    assert wait_event(sim_api, sim_namespace, "typo", "InspectFailed")["type"] == "Warning"

@@ -1085,6 +1085,16 @@ class Scheduler:
 # --------------------------------------------------------------------------------------------
 
 
+# distribution/reference's grammar, simplified: [domain[:port]/]path[:tag][@digest], with
+# lower-case path components.
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:{_DOMAIN}(?::[0-9]+)?/)?{_PATH}(?:/{_PATH})*(?::[\w][\w.-]{{0,127}})?"
+    r"(?:@sha256:[0-9a-f]{64})?$")
+
+
 def full_image_ref(image: str) -> str:
     """Normalise an image name as containerd reports it (``docker.io/library/x:latest``)."""
     name, digest = image, ""
@@ -1287,8 +1297,13 @@ class Kubelet:
         if missing:
             await self._wait_for_volumes(pod, missing)
             return "volumes"
+        invalid = next((c for c in pod["spec"].get("containers") or []
+                        if not IMAGE_REFERENCE.match(str(c.get("image", "")))), None)
         bad = self._failing_image(pod)
-        if bad is not None:
+        if invalid is not None:
+            self._done.add(uid)
+            await self._fail_invalid_image(pod, invalid)
+        elif bad is not None:
             self._done.add(uid)
             await self._fail_pull(pod, bad)
         else:
@@ -1363,6 +1378,18 @@ class Kubelet:
             if self.pull_fail.search(str(container.get("image", ""))):
                 return container
         return None
+
+    async def _fail_invalid_image(self, pod: Obj, container: Obj) -> None:
+        """What the kubelet does with an image reference it cannot parse: no pull, no retry."""
+        image = container.get("image", "")
+        error = (f'Failed to apply default image tag "{image}": couldn\'t parse image name '
+                 f'"{image}": invalid reference format')
+        await self._patch_status(pod, self._pending_status(
+            pod, {"reason": "InvalidImageName", "message": error}, only=container["name"]))
+        for reason, message in (("InspectFailed", error), ("Failed", "Error: InvalidImageName")):
+            self.recorder.emit(pod, "Warning", reason, message, component="kubelet",
+                               host=pod["spec"]["nodeName"],
+                               field_path=f"spec.containers{{{container['name']}}}")
 
     async def _fail_pull(self, pod: Obj, container: Obj) -> None:
         image, host = container.get("image", ""), pod["spec"]["nodeName"]
