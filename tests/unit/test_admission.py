@@ -63,6 +63,9 @@ def test_stopped_is_permanent():
     assert check("UPDATE", rental("Stopped", sshKeys=["ssh-ed25519 AAAA x"]),
                  rental("Stopped")) is None
     assert check("UPDATE", rental("Paused"), rental("Running", phase="Running")) is None
+    # The operator's finalizer patch on a rental it stopped for budget changes no state.
+    assert check("UPDATE", rental("Running", phase="Stopped"),
+                 rental("Running", phase="Stopped")) is None
 
 
 def test_updates_are_judged_against_the_offer_only_when_its_terms_change():

@@ -42,10 +42,12 @@ def check_rental(operation: str, rental: Mapping[str, Any], old: Mapping[str, An
 
 
 def _reopened(spec: RentalSpec, old: Mapping[str, Any]) -> str | None:
-    """Stopped is permanent: the bill is settled and the volume gone."""
-    was = (old.get("spec") or {}).get("state")
+    """Stopped is permanent: the bill is settled and the volume gone. Only a change of
+    spec.state is judged: the operator's own finalizer patches on a rental it stopped for
+    budget (spec still Running, phase Stopped) must pass."""
+    was = (old.get("spec") or {}).get("state", DesiredState.RUNNING)
     phase = (old.get("status") or {}).get("phase")
-    if (was == DesiredState.STOPPED or phase == Phase.STOPPED) and \
+    if spec.state != was and (was == DesiredState.STOPPED or phase == Phase.STOPPED) and \
             spec.state != DesiredState.STOPPED:
         return (f"spec.state: a Stopped rental cannot be set to {spec.state.value}; "
                 "stopping is permanent, create a new rental")

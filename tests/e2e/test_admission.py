@@ -1,0 +1,130 @@
+"""The operator's validating webhook, called for real by the emulator over HTTPS.
+
+Its own cluster (the session operator runs without the webhook): a CA and serving certificate
+made here, the operator started with --webhook-port/--webhook-cert-dir, a
+ValidatingWebhookConfiguration pointing at it with the CA as caBundle; then `kubectl apply`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_support import eventually
+
+from gpurental_dev.certs import make_serving_cert
+from gpurental_dev.cluster import Cluster, free_port
+
+pytestmark = pytest.mark.e2e
+
+SETUP = """
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
+metadata: {name: rtx4090}
+spec:
+  gpu: {product: NVIDIA-GeForce-RTX-4090}
+  pricePerGpuHour: "0.69"
+  maxGpus: 2
+  maxDuration: 72h
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-a}
+---
+apiVersion: gpurental.dev/v1alpha1
+kind: Wallet
+metadata: {name: broke, namespace: team-a}
+spec: {budget: "0.00"}
+"""
+
+
+def rental(name: str, **spec: object) -> str:
+    body = {"apiVersion": "gpurental.dev/v1alpha1", "kind": "GpuRental",
+            "metadata": {"name": name, "namespace": "team-a"},
+            "spec": {"offer": "rtx4090", "gpus": 1, "image": "pytorch/pytorch",
+                     "storage": {"size": "1Gi"}, **spec}}
+    return json.dumps(body)
+
+
+def webhook_configuration(port: int, ca_bundle: str) -> str:
+    return json.dumps({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "gpu-rental-operator"},
+        "webhooks": [{
+            "name": "validate.gpurental.dev",
+            "clientConfig": {"url": f"https://127.0.0.1:{port}/validate-gpurental",
+                             "caBundle": ca_bundle},
+            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": ["gpurental.dev"],
+                       "apiVersions": ["v1alpha1"], "resources": ["gpurentals"],
+                       "scope": "Namespaced"}],
+            "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 5,
+            "admissionReviewVersions": ["v1"]}]})
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    workdir: Path = tmp_path_factory.mktemp("admission")
+    cert = make_serving_cert(workdir / "tls", ("gpu-rental-operator.gpu-rental.svc",))
+    port = free_port()
+    with Cluster(workdir / "cluster",
+                 nodes=["gpu-4090-a=NVIDIA-GeForce-RTX-4090:4"]) as cluster:
+        cluster.kubectl("apply", "-f", "-", input=SETUP)
+        cluster.start_operator("--metering-interval", "2", "--webhook-port", str(port),
+                               "--webhook-cert-dir", str(cert.directory))
+        cluster.kubectl("apply", "-f", "-", input=webhook_configuration(port, cert.ca_bundle))
+        yield cluster
+
+
+def apply(cluster: Cluster, manifest: str) -> tuple[bool, str]:
+    result = cluster.kubectl("apply", "-f", "-", input=manifest, check=False)
+    return result.returncode == 0, result.stdout + result.stderr
+
+
+def rejected(cluster: Cluster, manifest: str) -> str:
+    """The denial message, once the webhook answers (it starts after the operator's cache)."""
+    def denial() -> str | None:
+        ok, output = apply(cluster, manifest)
+        assert not ok, f"accepted: {output}"
+        return output if "denied the request" in output else None
+    return eventually(denial, timeout=60)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"offer": "h200"}, 'spec.offer: GpuOffer "h200" not found'),
+    ({"gpus": 3}, "spec.gpus: 3 exceeds offer rtx4090's maxGpus 2"),
+    ({"duration": "100h"}, "spec.duration: 100h exceeds offer rtx4090's maxDuration 72h"),
+])
+def test_rentals_beyond_the_offer_are_rejected(cluster, spec, message):
+    output = rejected(cluster, rental("bad", **spec))
+    assert f'admission webhook "validate.gpurental.dev" denied the request: {message}' in output
+    assert cluster.kubectl("get", "gpurentals", "bad", "-n", "team-a",
+                           check=False).returncode != 0
+
+
+def test_new_rental_on_an_exhausted_wallet_is_rejected(cluster):
+    eventually(lambda: json.loads(cluster.kubectl(
+        "get", "wallet", "broke", "-n", "team-a", "-o", "json").stdout)
+        .get("status", {}).get("exhausted") is True, timeout=60)
+    output = rejected(cluster, rental("broke", wallet="broke"))
+    assert 'spec.wallet: Wallet "broke" is exhausted' in output
+
+
+def test_good_rental_runs_and_a_stopped_one_never_runs_again(cluster):
+    rejected(cluster, rental("probe", gpus=9))  # the webhook is up
+    ok, output = apply(cluster, rental("good", gpus=2, duration="4h"))
+    assert ok, output
+
+    def phase() -> str:
+        return json.loads(cluster.kubectl("get", "gpurentals", "good", "-n", "team-a", "-o",
+                                          "json").stdout).get("status", {}).get("phase", "")
+    eventually(lambda: phase() == "Running", timeout=90)
+    ok, output = apply(cluster, rental("good", gpus=2, duration="4h", state="Stopped"))
+    assert ok, output
+    eventually(lambda: phase() == "Stopped", timeout=60)
+    output = rejected(cluster, rental("good", gpus=2, duration="4h", state="Running"))
+    assert "spec.state: a Stopped rental cannot be set to Running" in output
+    log = cluster.operators[0].log_text
+    assert "Traceback" not in log, log[-3000:]
