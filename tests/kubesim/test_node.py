@@ -381,10 +381,10 @@ def test_image_pull_failure_shows_in_container_status_and_events(
     failed = wait_event(sim_api, sim_namespace, "bad", "Failed")
     assert failed["type"] == "Warning"
     assert failed["source"]["component"] == "kubelet"
-    messages = {e["message"] for e in events_for(sim_api, sim_namespace, "bad")
-                if e["reason"] == "Failed"}
-    assert any(m.startswith('Failed to pull image "registry.invalid/no/such:1"')
-               for m in messages), messages
+    wait_for(lambda: any(
+        e["message"].startswith('Failed to pull image "registry.invalid/no/such:1"')
+        for e in events_for(sim_api, sim_namespace, "bad") if e["reason"] == "Failed"),
+        30, message="the 'Failed to pull image' event")
     wait_event(sim_api, sim_namespace, "bad", "BackOff")
 
 
@@ -895,3 +895,15 @@ def test_unparsable_image_reference_is_invalid_image_name(
     assert state["message"] == ('Failed to apply default image tag "invalid//image": couldn\'t '
                                 'parse image name "invalid//image": invalid reference format')
     assert wait_event(sim_api, sim_namespace, "typo", "InspectFailed")["type"] == "Warning"
+    wait_for(lambda: "Error: InvalidImageName" in {
+        e["message"] for e in events_for(sim_api, sim_namespace, "typo")
+        if e["reason"] == "Failed"}, 30, message="the Failed event")
+
+
+def test_upper_case_repository_is_an_invalid_image_name() -> None:
+    from kubesim.node import IMAGE_REFERENCE, _reference_error
+
+    assert not IMAGE_REFERENCE.match("MyImage:1")
+    assert _reference_error("MyImage:1") == (
+        "invalid reference format: repository name (library/MyImage) must be lowercase")
+    assert IMAGE_REFERENCE.match("registry.example.com:5000/team/app:v1.2")

@@ -1095,6 +1095,20 @@ IMAGE_REFERENCE = re.compile(
     r"(?:@sha256:[0-9a-f]{64})?$")
 
 
+def _reference_error(image: str) -> str:
+    """distribution/reference's parse error; upper case gets its own message."""
+    first, slash, rest = image.partition("/")
+    docker_hub = not slash or ("." not in first and ":" not in first and first != "localhost"
+                               and first.lower() == first)
+    remote = (image if docker_hub else rest).split("@")[0]
+    remote = remote.rsplit(":", 1)[0] if ":" in remote.rsplit("/", 1)[-1] else remote
+    if docker_hub and "/" not in remote:
+        remote = f"library/{remote}"
+    if remote.lower() != remote and IMAGE_REFERENCE.match(image.lower()):
+        return f"invalid reference format: repository name ({remote}) must be lowercase"
+    return "invalid reference format"
+
+
 def full_image_ref(image: str) -> str:
     """Normalise an image name as containerd reports it (``docker.io/library/x:latest``)."""
     name, digest = image, ""
@@ -1383,7 +1397,7 @@ class Kubelet:
         """What the kubelet does with an image reference it cannot parse: no pull, no retry."""
         image = container.get("image", "")
         error = (f'Failed to apply default image tag "{image}": couldn\'t parse image name '
-                 f'"{image}": invalid reference format')
+                 f'"{image}": {_reference_error(image)}')
         await self._patch_status(pod, self._pending_status(
             pod, {"reason": "InvalidImageName", "message": error}, only=container["name"]))
         for reason, message in (("InspectFailed", error), ("Failed", "Error: InvalidImageName")):
