@@ -687,6 +687,7 @@ def test_kubectl_describe_pod_shows_node_status_and_events(
     node = sim.sim.specs[0].name
     create_pod(sim_api, sim_namespace, gpu_pod("shown", 1))
     pod = wait_running(sim_api, sim_namespace, "shown")
+    wait_event(sim_api, sim_namespace, "shown", "Scheduled")
     wait_event(sim_api, sim_namespace, "shown", "Started")
     out = sim_kubectl("describe", "pod", "shown", "-n", sim_namespace).stdout
     assert re.search(rf"^Node:\s+{node}/{re.escape(pod['status']['hostIP'])}$", out, re.M), out
