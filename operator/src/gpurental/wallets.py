@@ -61,7 +61,7 @@ class WalletReconciler:
         old = dict(body.get("status") or {})
         generation = int(body["metadata"].get("generation") or 0)
         new = money.wallet_status(old, state.reading, generation, now)
-        if money.wallet_changed(old, new) or self._heartbeat_due(old, state.reading):
+        if money.wallet_changed(old, new) or self._spent_due(old, state.reading):
             updated = await ctl.kube.patch_status(
                 "wallets", key[0], key[1], status_merge_patch(old, new),
                 body["metadata"].get("resourceVersion"))
@@ -70,10 +70,14 @@ class WalletReconciler:
             ctl.enqueue(*ctl.world.rentals_of_wallet(key))
         self._schedule(key, state.reading)
 
-    def _heartbeat_due(self, old: dict[str, object], reading: money.WalletReading) -> bool:
+    def _spent_due(self, old: dict[str, object], reading: money.WalletReading) -> bool:
+        """Spent moved. While meters tick that is written once per metering interval; with
+        nothing accruing it was a settlement or a transition, written at once."""
         last = old.get("lastUpdatedAt")
-        if not isinstance(last, str) or old.get("spentCents") == reading.spent_cents:
+        if old.get("spentCents") == reading.spent_cents:
             return False
+        if reading.burn_cents_per_hour == 0 or not isinstance(last, str):
+            return True
         age = (self.controller.clock.now() - parse_ts(last)).total_seconds()
         return age >= self.controller.settings.metering_interval - 0.5
 
