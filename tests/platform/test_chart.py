@@ -26,10 +26,12 @@ CRD_KINDS = {  # kinds defined by CRDs: checked for well-formedness, not by kube
     ("kopf.dev/v1", "KopfPeering"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("cert-manager.io/v1", "Certificate"),
+    ("cert-manager.io/v1", "Issuer"),
 }
 CLUSTER_SCOPED = {
     "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "GpuOffer",
-    "ClusterKopfPeering", "Namespace",
+    "ClusterKopfPeering", "Namespace", "ValidatingWebhookConfiguration",
 }
 OFFERS = [
     {"name": "rtx4090", "gpu": {"product": "NVIDIA-GeForce-RTX-4090"}, "pricePerGpuHour": "0.69",
@@ -48,6 +50,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "offers": OFFERS,
     },
+    "webhook": {"webhook": {"enabled": True}, "watchNamespaces": ["team-a"]},
+    "webhook-own-cert": {"webhook": {"enabled": True, "secretName": "my-tls", "caBundle": "Q0E=",
+                                     "certManager": {"enabled": False}}},
     "crds-off": {"crds": {"enabled": False}, "dashboards": {"enabled": False},
                  "rbac": {"userRoles": False}},
     "customised": {
@@ -184,6 +189,8 @@ def test_custom_objects_are_well_formed(scenario, promtool, tmp_path):
             proc = subprocess.run([promtool, "check", "rules", str(rules)],
                                   capture_output=True, text=True, check=False)
             assert proc.returncode == 0, proc.stdout + proc.stderr
+        elif obj["kind"] in ("Certificate", "Issuer"):
+            assert obj["spec"], obj
         elif obj["kind"] == "ServiceMonitor":
             (endpoint,) = obj["spec"]["endpoints"]
             assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
@@ -449,3 +456,58 @@ def test_schema_rejects_bad_values(helm, tmp_path, values, where):
     proc = template(helm, tmp_path, values)
     assert proc.returncode != 0, f"helm template accepted {values}"
     assert where in proc.stderr, proc.stderr
+
+
+# --- validating webhook ---------------------------------------------------------------------
+
+def test_webhook_is_off_by_default(helm, tmp_path):
+    objs = render(helm, tmp_path, {})
+    assert not find(objs, "ValidatingWebhookConfiguration")
+    container = workload(objs)["spec"]["template"]["spec"]["containers"][0]
+    assert not any(a.startswith("--webhook") for a in container["args"])
+
+
+def test_webhook_with_cert_manager(helm, tmp_path):
+    objs = render(helm, tmp_path, SCENARIOS["webhook"])
+    fullname = f"{RELEASE}-gpu-rental-operator"
+    config = one(objs, "ValidatingWebhookConfiguration", fullname)
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+        f"{NAMESPACE}/{fullname}-webhook"
+    (webhook,) = config["webhooks"]
+    assert webhook["clientConfig"] == {"service": {
+        "name": f"{fullname}-webhook", "namespace": NAMESPACE, "path": "/validate-gpurental",
+        "port": 443}}
+    assert webhook["rules"] == [{"apiGroups": ["gpurental.dev"], "apiVersions": ["v1alpha1"],
+                                 "resources": ["gpurentals"],
+                                 "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}]
+    assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a"]
+    service = one(objs, "Service", f"{fullname}-webhook")
+    assert service["spec"]["ports"] == [{"name": "webhook", "port": 443,
+                                         "targetPort": "webhook", "protocol": "TCP"}]
+    cert = one(objs, "Certificate", f"{fullname}-webhook")
+    assert cert["spec"]["secretName"] == f"{fullname}-webhook-tls"
+    assert f"{fullname}-webhook.{NAMESPACE}.svc" in cert["spec"]["dnsNames"]
+    issuer = one(objs, "Issuer", f"{fullname}-selfsigned")
+    assert issuer["spec"] == {"selfSigned": {}}
+    assert cert["spec"]["issuerRef"] == {"kind": "Issuer", "name": f"{fullname}-selfsigned"}
+    pod = workload(objs)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--webhook-port=9443" in container["args"]
+    assert "--webhook-cert-dir=/etc/gpurental/webhook-tls" in container["args"]
+    assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
+    assert {"name": "webhook-tls", "mountPath": "/etc/gpurental/webhook-tls",
+            "readOnly": True} in container["volumeMounts"]
+    assert {"name": "webhook-tls", "secret": {"secretName": f"{fullname}-webhook-tls"}} in \
+        pod["volumes"]
+
+
+def test_webhook_with_own_certificate(helm, tmp_path):
+    objs = render(helm, tmp_path, SCENARIOS["webhook-own-cert"])
+    assert not find(objs, "Certificate") and not find(objs, "Issuer")
+    (webhook,) = one(objs, "ValidatingWebhookConfiguration")["webhooks"]
+    assert webhook["clientConfig"]["caBundle"] == "Q0E="
+    assert {"name": "webhook-tls", "secret": {"secretName": "my-tls"}} in \
+        workload(objs)["spec"]["template"]["spec"]["volumes"]
+    missing = template(helm, tmp_path, {"webhook": {"enabled": True,
+                                                    "certManager": {"enabled": False}}})
+    assert missing.returncode != 0 and "webhook.caBundle" in missing.stderr

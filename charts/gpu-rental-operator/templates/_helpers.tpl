@@ -75,6 +75,10 @@ pod index (kopf freezes every operator when two share a priority).
 - --metrics-port={{ .Values.metrics.port }}
 - --metering-interval={{ .Values.metering.interval }}
 - --provisioning-timeout={{ .Values.provisioning.timeout }}
+{{- if .Values.webhook.enabled }}
+- --webhook-port={{ .Values.webhook.port }}
+- --webhook-cert-dir=/etc/gpurental/webhook-tls
+{{- end }}
 {{- if .Values.ha.enabled }}
 - --peering={{ include "gpu-rental-operator.peeringName" . }}
 - --priority=$(GPURENTAL_PEERING_PRIORITY)
@@ -82,4 +86,9 @@ pod index (kopf freezes every operator when two share a priority).
 {{- with .Values.extraArgs }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* The kubernetes.io/tls Secret the webhook's serving certificate is mounted from. */}}
+{{- define "gpu-rental-operator.webhookSecretName" -}}
+{{- default (printf "%s-webhook-tls" (include "gpu-rental-operator.fullname" .)) .Values.webhook.secretName }}
 {{- end }}
