@@ -205,3 +205,13 @@ def test_the_operator_never_writes_spec(rentals: Rentals) -> None:
     assert rental["metadata"]["generation"] == created["metadata"]["generation"] + 1
     assert rental["spec"] == {**created["spec"], "state": "Paused"}
     assert rental["status"]["observedGeneration"] == rental["metadata"]["generation"]
+
+
+def test_offers_report_their_observed_generation(rentals: Rentals, cluster: Cluster) -> None:
+    def observed() -> None:
+        offer = rentals.custom.get_cluster_custom_object("gpurental.dev", "v1alpha1",
+                                                         "gpuoffers", "rtx4090")
+        status = offer.get("status") or {}
+        assert status.get("observedGeneration") == offer["metadata"]["generation"]
+        assert status["conditions"][0]["status"] == "True"
+    eventually(observed)

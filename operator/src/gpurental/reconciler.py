@@ -36,6 +36,7 @@ from gpurental.models import (
     status_merge_patch,
 )
 from gpurental.observed import FINALIZER, RentalView
+from gpurental.offers import OfferReconciler
 from gpurental.wallets import WalletReconciler
 from gpurental.workqueue import WorkQueue
 from gpurental.world import Key, World
@@ -68,6 +69,7 @@ class Controller:
         self._stop_requested: dict[Key, tuple[float, str]] = {}
         self._posting_context: contextvars.Context | None = None
         self.wallets = WalletReconciler(self)
+        self.offer_status = OfferReconciler(self)
 
     # --- feeding the cache -----------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class Controller:
         await asyncio.gather(
             *(self._worker() for _ in range(self.settings.workers)),
             self.wallets.run_workers(),
+            self.offer_status.run_worker(),
             self._watch_clock(),
         )
 

@@ -18,6 +18,8 @@ def cache_offer(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 def offer_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     keys = memo.controller.offer_seen(dict(body), deleted=event["type"] == "DELETED")
     memo.controller.enqueue(*keys)
+    if event["type"] != "DELETED":
+        memo.controller.offer_status.enqueue(body["metadata"]["name"])
 
 
 @kopf.index(GROUP, VERSION, "wallets")
