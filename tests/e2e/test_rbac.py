@@ -69,12 +69,13 @@ spec: {budget: "100.00"}
 """
 
 
-def chart_rbac() -> list[dict[str, Any]]:
+def chart_rbac(*values: str) -> list[dict[str, Any]]:
     if not HELM.exists():
         subprocess.run(["make", "tools"], cwd=ROOT, check=True, capture_output=True)
+    sets = [arg for value in ("crds.enabled=false", *values) for arg in ("--set", value)]
     rendered = subprocess.run(
         [str(HELM), "template", RELEASE, str(ROOT / "charts" / "gpu-rental-operator"),
-         "--namespace", NAMESPACE, "--set", "crds.enabled=false"],
+         "--namespace", NAMESPACE, *sets],
         capture_output=True, text=True, check=True).stdout
     return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
 
@@ -113,12 +114,19 @@ class Env:
         return client.ApiClient(cfg)
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    workdir: Path = tmp_path_factory.mktemp("rbac")
+# The chart's two modes: cluster-wide, and --namespace (where kopf also follows namespaces).
+MODES = {"all-namespaces": ((), ()),
+         "namespaced": (("watchNamespaces={team-a}",), ("--namespace", "team-a"))}
+
+
+@pytest.fixture(scope="module", params=sorted(MODES))
+def env(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    values, args = MODES[request.param]
+    workdir: Path = tmp_path_factory.mktemp(f"rbac-{request.param}")
     with Cluster(workdir / "cluster", nodes=["gpu-4090-a=NVIDIA-GeForce-RTX-4090:4"]) as cluster:
         cluster.kubectl("create", "namespace", NAMESPACE)
-        objects = chart_rbac()
+        objects = chart_rbac(*values)
         cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([*objects, EDIT_ROLE]))
         cluster.kubectl("apply", "-f", "-", input=SETUP)
         token = cluster.kubectl("create", "token", OPERATOR_SA, "-n", NAMESPACE,
@@ -131,7 +139,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                     and o["metadata"]["name"] == OPERATOR_SA)
         assert admin_http(cluster, "POST", "/_kubesim/requests",
                           json={"enabled": True}).status_code == 200
-        operator = cluster.start_operator("--metering-interval", "1",
+        operator = cluster.start_operator("--metering-interval", "1", *args,
                                           env={"KUBECONFIG": str(operator_kubeconfig)})
         env = Env(cluster, operator, role)
         yield env
