@@ -42,6 +42,14 @@ def operator_parser() -> argparse.ArgumentParser:
                               "Secret); re-read when they change")
     webhook.add_argument("--webhook-address", default="0.0.0.0", metavar="ADDR",
                          help="address to listen on (default: all interfaces)")
+    idle = parser.add_argument_group(
+        "idle auto-pause", "off unless --prometheus-url is given (needs the DCGM exporter with "
+        "pod mapping); rentals opt in with spec.idle or their offer's idle.default")
+    idle.add_argument("--prometheus-url", default=None, metavar="URL",
+                      help="Prometheus to read DCGM GPU utilisation from, e.g. "
+                           "http://prometheus:9090")
+    idle.add_argument("--idle-check-interval", type=float, default=60.0, metavar="SECONDS",
+                      help="how often running rentals are checked for idle GPUs (default 60)")
     parser.add_argument("--verbose", "-v", action="store_true")
     return parser
 
@@ -50,6 +58,8 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
     args = operator_parser().parse_args(argv)
     if args.metering_interval <= 0 or args.provisioning_timeout <= 0:
         sys.exit("gpurental-operator: intervals and timeouts must be positive")
+    if args.idle_check_interval <= 0:
+        sys.exit("gpurental-operator: --idle-check-interval must be positive")
     if (args.webhook_port is None) != (args.webhook_cert_dir is None):
         sys.exit("gpurental-operator: --webhook-port and --webhook-cert-dir go together")
     import gpurental.main  # registers the handlers
@@ -66,6 +76,8 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         "webhook_port": args.webhook_port,
         "webhook_cert_dir": args.webhook_cert_dir,
         "webhook_address": args.webhook_address,
+        "prometheus_url": args.prometheus_url,
+        "idle_check_interval": args.idle_check_interval,
     })
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     if not args.verbose:

@@ -152,6 +152,7 @@ class _Planner:
                 # Money never stops what never started: the rental waits, Pending.
                 return self._reject(hold.reason, hold.message)
             target, reason, message = hold.state, hold.reason, hold.message
+        self._idle_conditions(reason, message)
         if target is DesiredState.STOPPED:
             return self._stop(reason, message)
         if target is DesiredState.PAUSED:
@@ -175,6 +176,18 @@ class _Planner:
             self._clear(ConditionType.EXPIRED, "TimeRemaining", "prepaid time remains")
         if hold is not None and hold.reason == "BudgetExhausted":
             self._condition(ConditionType.BUDGET_EXHAUSTED, True, hold.reason, hold.message)
+
+    def _idle_conditions(self, reason: str, message: str) -> None:
+        """Record an idle pause (sticky until the spec changes), or lift a recorded one."""
+        if reason == "Idle":
+            if self.status.get("idlePausedGeneration") is None:
+                self.status["idlePausedGeneration"] = self.rental.generation
+                self._event("Normal", "Idle", message)
+            self._condition(ConditionType.IDLE, True, "Idle", message)
+        elif self.status.get("idlePausedGeneration") is not None:
+            self.status.pop("idlePausedGeneration")
+            self._condition(ConditionType.IDLE, False, "SpecChanged",
+                            "the spec changed after the idle pause")
 
     # --- desired Running -------------------------------------------------------------------
 

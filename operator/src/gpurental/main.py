@@ -17,6 +17,7 @@ import kopf
 from gpurental import health, metrics
 from gpurental.clock import clock_from_env
 from gpurental.handlers import catalog, children, rentals  # noqa: F401  (registers handlers)
+from gpurental.idle_watch import IdleWatch
 from gpurental.k8s import Kube, load_config
 from gpurental.models import GROUP
 from gpurental.observed import FINALIZER, LABEL_MANAGED_BY, MANAGED_BY
@@ -98,6 +99,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.controller = controller
     metrics.register_world(lambda: controller.world)
     memo.tasks = [asyncio.create_task(controller.run(), name="controller")]
+    if options.get("prometheus_url"):
+        watch = IdleWatch(controller, str(options["prometheus_url"]),
+                          float(options.get("idle_check_interval") or 60))
+        memo.tasks.append(asyncio.create_task(watch.run(), name="idle-watch"))
     port = options.get("metrics_port", 8080)
     if port is not None:
         task = memo.tasks[0]

@@ -53,6 +53,10 @@ STOP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 
+IDLE_PAUSES = Counter(
+    "gpurental_idle_pauses", "Rentals the operator paused (or stopped) because the GPU sat idle.",
+    ["namespace", "offer"],
+)
 
 class WorldCollector(Collector):
     """Business gauges computed from the cache at scrape time."""
@@ -69,23 +73,34 @@ class WorldCollector(Collector):
         burn = GaugeMetricFamily(
             "gpurental_hourly_burn_dollars", "Sum of ratePerHour of Running rentals.",
             labels=["namespace", "offer"])
+        # What idle pauses save: the hourly rate the idle-paused rentals would burn if they
+        # ran; integrated over time (sum_over_time / 60 at a 1m step) it is dollars saved.
+        idle_burn = GaugeMetricFamily(
+            "gpurental_idle_paused_burn_dollars",
+            "Sum of ratePerHour of rentals paused because their GPU sat idle.",
+            labels=["namespace", "offer"])
         if world is not None:
-            self._rentals(world, active, phases, burn)
+            self._rentals(world, active, phases, burn, idle_burn)
         yield active
         yield phases
         yield burn
+        yield idle_burn
         yield from self._wallets(world)
 
     @staticmethod
     def _rentals(world: World, active: GaugeMetricFamily, phases: GaugeMetricFamily,
-                 burn: GaugeMetricFamily) -> None:
+                 burn: GaugeMetricFamily, idle_burn: GaugeMetricFamily) -> None:
         running: dict[tuple[str, str], int] = defaultdict(int)
         by_phase: dict[tuple[str, str], int] = defaultdict(int)
         dollars: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        idle_dollars: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         for entry in world.rentals.values():
             view = entry.view
             phase = view.status.get("phase") or "Pending"
             by_phase[(view.namespace, phase)] += 1
+            if phase == "Paused" and view.status.get("idlePausedGeneration") is not None:
+                idle_key = (view.namespace, str(view.spec.get("offer", "")))
+                idle_dollars[idle_key] += Decimal(view.status.get("ratePerHour") or 0)
             if phase == "Running":
                 key = (view.namespace, str(view.spec.get("offer", "")))
                 running[key] += 1
@@ -95,6 +110,8 @@ class WorldCollector(Collector):
             burn.add_metric(list(labels), float(dollars[labels]))
         for labels, count in by_phase.items():
             phases.add_metric(list(labels), count)
+        for labels, rate in idle_dollars.items():
+            idle_burn.add_metric(list(labels), float(rate))
 
     @staticmethod
     def _wallets(world: World | None) -> Iterator[GaugeMetricFamily]:

@@ -82,6 +82,29 @@ class Toleration(_Spec):
     toleration_seconds: int | None = Field(default=None, alias="tolerationSeconds")
 
 
+class IdleSpec(_Spec):
+    """An idle auto-pause policy; fields left out are filled in by `idle.effective_policy`."""
+
+    below: int | None = Field(default=None, ge=0, le=100)
+    for_seconds: int | None = Field(default=None, alias="for")
+    action: ExhaustAction | None = None
+
+    @field_validator("for_seconds", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> int | None:
+        return None if value is None else durations.parse_duration(str(value))
+
+
+class OfferIdleSpec(_Spec):
+    default: IdleSpec | None = None
+    min_window: int | None = Field(default=None, alias="minWindow")
+
+    @field_validator("min_window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> int | None:
+        return None if value is None else durations.parse_duration(str(value))
+
+
 class OfferSpec(_Spec):
     gpu: GpuSpec
     price_per_gpu_hour: Decimal = Field(alias="pricePerGpuHour")
@@ -92,6 +115,7 @@ class OfferSpec(_Spec):
     privileged: bool = False
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
     tolerations: tuple[Toleration, ...] = ()
+    idle: OfferIdleSpec | None = None
 
     @field_validator("price_per_gpu_hour", "storage_price_per_gib_hour", mode="before")
     @classmethod
@@ -153,6 +177,7 @@ class RentalSpec(_Spec):
     on_expiry: ExhaustAction = Field(default=ExhaustAction.PAUSE, alias="onExpiry")
     ssh_keys: tuple[str, ...] = Field(default=(), alias="sshKeys")
     wallet: str | None = None
+    idle: IdleSpec | None = None
 
     @field_validator("duration", mode="before")
     @classmethod
@@ -205,6 +230,7 @@ class ConditionType(StrEnum):
     EXPIRED = "Expired"
     BUDGET_EXHAUSTED = "BudgetExhausted"
     SETTLED = "Settled"
+    IDLE = "Idle"  # paused (or stopped) because the GPU sat idle
 
 
 def set_condition(

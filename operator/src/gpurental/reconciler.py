@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from gpurental import lifecycle, meter, metrics, money, settlement
+from gpurental import idle, lifecycle, meter, metrics, money, settlement
 from gpurental.clock import Clock, parse_ts
 from gpurental.k8s import Conflict, Kube
 from gpurental.lifecycle import Action, ActionKind, Context, Plan, WalletView
@@ -70,6 +70,8 @@ class Controller:
         self._posting_context: contextvars.Context | None = None
         self.wallets = WalletReconciler(self)
         self.offer_status = OfferReconciler(self)
+        # The idle watch's latest IDLE findings; the rental's next pass turns one into a hold.
+        self.idle_findings: dict[Key, idle.Finding] = {}
 
     # --- feeding the cache -----------------------------------------------------------------
 
@@ -228,7 +230,7 @@ class Controller:
             wallet=_wallet_view(wallet),
             provisioning_timeout=self.settings.provisioning_timeout,
             heartbeat=self._heartbeat_due(view, now),
-            hold=verdict.hold,
+            hold=verdict.hold or self._idle_hold(view, offer),
             renew_seconds=verdict.renew_seconds,
             prepaid_seconds=verdict.prepaid_seconds,
             wallet_exhausts_at=wallet.reading.exhausts_at if wallet else None,
@@ -243,6 +245,14 @@ class Controller:
             return money.Verdict()  # lifecycle reports the bad spec itself
         reading = (wallet.spec, wallet.reading) if wallet is not None else None
         return money.judge(spec, view.status, offer, reading, now)
+
+    def _idle_hold(self, view: RentalView, offer: OfferSpec | None) -> lifecycle.Hold | None:
+        """An idle pause, recorded in status or just found; money's holds take precedence."""
+        try:
+            policy = idle.effective_policy(parse_spec(RentalSpec, view.spec), offer)
+        except SpecError:
+            policy = None
+        return idle.hold(policy, view.generation, view.status, self.idle_findings.get(view.key))
 
     def offer(self, name: str) -> tuple[OfferSpec | None, str | None]:
         body = self.world.offers.get(name)
@@ -354,6 +364,9 @@ class Controller:
                 reason = str(status.get("message", "")).split(":", 1)[0] or "Unknown"
                 metrics.PROVISIONING_FAILURES.labels(
                     namespace=view.namespace, offer=offer, reason=reason[:40]).inc()
+        if (status.get("idlePausedGeneration") is not None
+                and view.status.get("idlePausedGeneration") is None):
+            metrics.IDLE_PAUSES.labels(namespace=view.namespace, offer=offer).inc()
         cents = meter.billable_cents(status, self.clock.now())
         self.charges.observe(view.uid, view.namespace, offer, cents)
 
