@@ -1,23 +1,31 @@
 """The operator's validating webhook, called for real by the emulator over HTTPS.
 
-Its own cluster (the session operator runs without the webhook): a CA and serving certificate
-made here, the operator started with --webhook-port/--webhook-cert-dir, a
-ValidatingWebhookConfiguration pointing at it with the CA as caBundle; then `kubectl apply`.
+Its own cluster (the session operator runs without the webhook): a CA and a serving certificate
+for the chart's webhook Service made here, the operator started with --webhook-port and
+--webhook-cert-dir, the chart's own Service and ValidatingWebhookConfiguration applied with the
+CA as caBundle (webhook.certManager.enabled=false); then `kubectl apply` of good and bad rentals.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from e2e_support import eventually
 
 from gpurental_dev.certs import make_serving_cert
-from gpurental_dev.cluster import Cluster, free_port
+from gpurental_dev.cluster import ROOT, Cluster, free_port
 
 pytestmark = pytest.mark.e2e
+
+HELM = ROOT / ".tools" / "bin" / "helm"
+RELEASE, NAMESPACE = "gpr", "gpu-system"
+SERVICE = f"{RELEASE}-gpu-rental-operator-webhook"
 
 SETUP = """
 apiVersion: gpurental.dev/v1alpha1
@@ -48,33 +56,38 @@ def rental(name: str, **spec: object) -> str:
     return json.dumps(body)
 
 
-def webhook_configuration(port: int, ca_bundle: str) -> str:
-    return json.dumps({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "gpu-rental-operator"},
-        "webhooks": [{
-            "name": "validate.gpurental.dev",
-            "clientConfig": {"url": f"https://127.0.0.1:{port}/validate-gpurental",
-                             "caBundle": ca_bundle},
-            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": ["gpurental.dev"],
-                       "apiVersions": ["v1alpha1"], "resources": ["gpurentals"],
-                       "scope": "Namespaced"}],
-            "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 5,
-            "admissionReviewVersions": ["v1"]}]})
+def chart_webhook(ca_bundle: str) -> list[dict[str, Any]]:
+    """The chart's webhook Service and ValidatingWebhookConfiguration, with our CA."""
+    if not HELM.exists():
+        subprocess.run(["make", "tools"], cwd=ROOT, check=True, capture_output=True)
+    rendered = subprocess.run(
+        [str(HELM), "template", RELEASE, str(ROOT / "charts" / "gpu-rental-operator"),
+         "--namespace", NAMESPACE, "--set", "crds.enabled=false", "--set",
+         "webhook.enabled=true", "--set", "webhook.certManager.enabled=false",
+         "--set", f"webhook.caBundle={ca_bundle}"],
+        capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(rendered) if d and (
+        d["kind"] == "ValidatingWebhookConfiguration"
+        or (d["kind"] == "Service" and d["metadata"]["name"] == SERVICE))]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     workdir: Path = tmp_path_factory.mktemp("admission")
-    cert = make_serving_cert(workdir / "tls", ("gpu-rental-operator.gpu-rental.svc",))
+    # The name kube-apiserver verifies when it calls the chart's Service.
+    cert = make_serving_cert(workdir / "tls", (f"{SERVICE}.{NAMESPACE}.svc",))
     port = free_port()
     with Cluster(workdir / "cluster",
                  nodes=["gpu-4090-a=NVIDIA-GeForce-RTX-4090:4"]) as cluster:
         cluster.kubectl("apply", "-f", "-", input=SETUP)
+        cluster.kubectl("create", "namespace", NAMESPACE)
         cluster.start_operator("--metering-interval", "2", "--webhook-port", str(port),
                                "--webhook-cert-dir", str(cert.directory))
-        cluster.kubectl("apply", "-f", "-", input=webhook_configuration(port, cert.ca_bundle))
+        cluster.kubectl("apply", "-f", "-",
+                        input=yaml.safe_dump_all(chart_webhook(cert.ca_bundle)))
+        # No cluster network: the emulator reaches the Service at this address.
+        cluster.kubectl("annotate", "service", SERVICE, "-n", NAMESPACE,
+                        f"kubesim.dev/webhook-address=127.0.0.1:{port}")
         yield cluster
 
 
