@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -149,6 +149,15 @@ class ChargeTracker:
 
     def __init__(self) -> None:
         self._last: dict[str, int] = {}
+
+    def observe_status(self, rental_uid: str, namespace: str, offer: str,
+                       status: dict[str, Any]) -> None:
+        """Count what a just-written status says was charged. The written reading, not one
+        taken after the write: the counter then never runs ahead of the rentals' status."""
+        if "totalChargeCents" not in status:
+            return
+        cents = int(status["totalChargeCents"]) - int(status.get("refundedCents") or 0)
+        self.observe(rental_uid, namespace, offer, max(cents, 0))
 
     def observe(self, rental_uid: str, namespace: str, offer: str, cents: int) -> None:
         last = self._last.get(rental_uid)

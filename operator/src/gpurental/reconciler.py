@@ -367,8 +367,7 @@ class Controller:
         if (status.get("idlePausedGeneration") is not None
                 and view.status.get("idlePausedGeneration") is None):
             metrics.IDLE_PAUSES.labels(namespace=view.namespace, offer=offer).inc()
-        cents = meter.billable_cents(status, self.clock.now())
-        self.charges.observe(view.uid, view.namespace, offer, cents)
+        self.charges.observe_status(view.uid, view.namespace, offer, status)
 
     def _post_events(self, view: RentalView, plan: Plan) -> None:
         if not plan.events:
