@@ -92,7 +92,8 @@ Pod = tuple[str, str]  # (namespace, pod name)
 
 
 def _alternatives(names: Iterable[str]) -> str:
-    return "|".join(re.escape(n) for n in sorted(set(names)))
+    """An RE2 alternation of exact names, inside a PromQL string (which unescapes once)."""
+    return "|".join(re.escape(n).replace("\\", "\\\\") for n in sorted(set(names)))
 
 
 def selector(metric: Metric, pods: Iterable[Pod]) -> str:

@@ -299,7 +299,10 @@ def _set_state(ctx: Ctx, name: str, target: str) -> None:
     elif ended:
         verb = "resume" if target == "Running" else "pause"
         raise CliError(f'cannot {verb} gpurental "{name}": it {ended}')
-    if _spec(obj).get("state", "Running") == target:
+    if target == "Running" and _status(obj).get("idlePausedGeneration") is not None:
+        _wake_from_idle(ctx, name, obj)
+        ctx.out(render.patched(name))
+    elif _spec(obj).get("state", "Running") == target:
         ctx.out(render.patched(name, changed=False))
     else:
         ctx.patch_spec(name, {"state": target})
@@ -308,6 +311,15 @@ def _set_state(ctx: Ctx, name: str, target: str) -> None:
     if target == "Running" and hold:
         ctx.err(f'Warning: gpurental "{name}" is held by the operator ({hold}): '
                 f"{HOLD_HINTS.get(str(hold), 'see its conditions')}")
+
+
+def _wake_from_idle(ctx: Ctx, name: str, obj: Obj) -> None:
+    """An idle pause lifts only when the spec changes (metadata.generation moves past
+    status.idlePausedGeneration): a spec already saying Running goes Paused, then Running."""
+    if _spec(obj).get("state", "Running") == "Running":
+        version = obj.get("metadata", {}).get("resourceVersion")
+        ctx.patch_spec(name, {"state": "Paused"}, resource_version=version)
+    ctx.patch_spec(name, {"state": "Running"})
 
 
 def _hold(status: Obj) -> str | None:
