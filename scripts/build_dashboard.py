@@ -309,6 +309,45 @@ def layout() -> list[tuple[Panel, int, int]]:
             bars=True, stack=True,
         ), 24, 8),
 
+        (row("Idle GPUs"), 24, 1),
+        (timeseries(
+            "GPU utilisation per rental",
+            "From NVIDIA's dcgm-exporter (pod mapping on): the busiest GPU of each rental's pod "
+            "(DCGM_FI_DEV_GPU_UTIL), and the graphics-engine activity that also works on MIG "
+            "slices (DCGM_FI_PROF_GR_ENGINE_ACTIVE, as percent). The idle auto-pause reads "
+            "the same series.",
+            [
+                target(f'max by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{{{NS}, pod!=""}})',
+                       "{{namespace}}/{{pod}}", "A"),
+                target("100 * max by (namespace, pod) "
+                       f'(DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{NS}, pod!=""}})',
+                       "{{namespace}}/{{pod}} engine", "B"),
+            ],
+            unit="percent",
+        ), 12, 8),
+        (stat(
+            "Saved by idle pauses",
+            "What idle-paused rentals would have cost had they kept running, over the "
+            "dashboard's time range: their hourly rates integrated minute by minute. Storage "
+            "is still billed while paused and is not counted.",
+            [target("sum(sum_over_time(gpurental_idle_paused_burn_dollars"
+                    f"{{{NS_OFFER}}}[$__range:1m])) / 60 or vector(0)", "USD")],
+            unit="currencyUSD", decimals=2,
+        ), 4, 8),
+        (timeseries(
+            "Idle pauses and their avoided burn",
+            "Rentals paused because their GPU sat idle, and the hourly rate those paused "
+            "rentals no longer burn.",
+            [
+                target(f"sum by (namespace, offer) "
+                       f"(increase(gpurental_idle_pauses_total{{{NS_OFFER}}}[{RATE}]))",
+                       "pauses {{namespace}} / {{offer}}", "A"),
+                target(f"sum by (namespace, offer) "
+                       f"(gpurental_idle_paused_burn_dollars{{{NS_OFFER}}})",
+                       "avoided USD/h {{namespace}} / {{offer}}", "B"),
+            ],
+        ), 8, 8),
+
         (row("Operator health"), 24, 1),
         (timeseries(
             "Reconcile duration", "p50 and p99 of one rental's reconcile, by result.",

@@ -43,6 +43,14 @@ EXPORTED_METRICS: dict[str, Metric] = {
     "gpurental_transitions_total": Metric(
         "counter", ("namespace", "from_phase", "to_phase"), "Phase transitions of rentals."
     ),
+    # Idle auto-pause (spec.idle).
+    "gpurental_idle_pauses_total": Metric(
+        "counter", ("namespace", "offer"), "Rentals paused or stopped because the GPU sat idle."
+    ),
+    "gpurental_idle_paused_burn_dollars": Metric(
+        "gauge", ("namespace", "offer"),
+        "Sum of ratePerHour of idle-paused rentals: what they would burn if running, USD/h."
+    ),
     # The operator's own health.
     "gpurental_reconcile_duration_seconds": Metric(
         "histogram", ("result",), "Time to reconcile one rental."
@@ -59,13 +67,24 @@ EXPORTED_METRICS: dict[str, Metric] = {
     ),
 }
 
+# Metrics other exporters publish that dashboards may read: NVIDIA's dcgm-exporter, with the
+# labels it sets when pod mapping is on (the idle auto-pause reads the same two).
+DCGM_LABELS = ("gpu", "UUID", "modelName", "Hostname", "namespace", "pod", "container")
+EXTERNAL_METRICS: dict[str, Metric] = {
+    "DCGM_FI_DEV_GPU_UTIL": Metric("gauge", DCGM_LABELS, "GPU utilisation, percent."),
+    "DCGM_FI_PROF_GR_ENGINE_ACTIVE": Metric(
+        "gauge", DCGM_LABELS, "Ratio of time the graphics engine is active (works on MIG)."
+    ),
+}
+
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
 def series_names() -> dict[str, str]:
-    """Every series name a query may reference, mapped to its metric family."""
+    """Every series name a query may reference (the operator's and the external ones),
+    mapped to its metric family."""
     names: dict[str, str] = {}
-    for family, metric in EXPORTED_METRICS.items():
+    for family, metric in {**EXPORTED_METRICS, **EXTERNAL_METRICS}.items():
         if metric.type == "histogram":
             names.update({family + suffix: family for suffix in HISTOGRAM_SUFFIXES})
         else:
@@ -76,5 +95,5 @@ def series_names() -> dict[str, str]:
 def labels_of(series: str) -> tuple[str, ...]:
     """The labels a series carries (a histogram's buckets add `le`)."""
     family = series_names()[series]
-    labels = EXPORTED_METRICS[family].labels
+    labels = {**EXPORTED_METRICS, **EXTERNAL_METRICS}[family].labels
     return (*labels, "le") if series.endswith("_bucket") else labels
