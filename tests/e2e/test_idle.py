@@ -118,6 +118,8 @@ def reconciled_after(team: Rentals, name: str, moment: datetime) -> dict[str, ob
     """The rental's status once a reconcile pass has run after `moment` (its heartbeat)."""
     def check() -> dict[str, object]:
         status = team.status(name)
+        if status.get("phase") != "Running":  # no heartbeat will come: fail now, say why
+            pytest.fail(f"{name} is {status.get('phase')}: {status.get('conditions')}")
         beat = status.get("lastHeartbeatAt")
         assert beat and parse_ts(str(beat)) > moment, f"{name}: heartbeat {beat} <= {moment}"
         return status

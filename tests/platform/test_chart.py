@@ -514,3 +514,17 @@ def test_webhook_with_own_certificate(helm, tmp_path):
     missing = template(helm, tmp_path, {"webhook": {"enabled": True,
                                                     "certManager": {"enabled": False}}})
     assert missing.returncode != 0 and "webhook.caBundle" in missing.stderr
+
+
+# --- idle auto-pause ------------------------------------------------------------------------
+
+def test_idle_auto_pause_is_off_by_default_and_passes_its_flags_when_on(helm, tmp_path):
+    container = workload(render(helm, tmp_path, {}))["spec"]["template"]["spec"]["containers"][0]
+    assert not any(a.startswith(("--prometheus-url", "--idle")) for a in container["args"])
+    values = {"idle": {"prometheusUrl": "http://prometheus.monitoring:9090", "checkInterval": 30}}
+    objs = render(helm, tmp_path, values)
+    container = workload(objs)["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][4:6] == ["--prometheus-url=http://prometheus.monitoring:9090",
+                                      "--idle-check-interval=30"]
+    bad = helm_run(helm, "template", RELEASE, str(CHART), "--set", "idle.prometheusUrl=nope")
+    assert bad.returncode != 0 and "/idle/prometheusUrl" in bad.stderr, bad.stderr

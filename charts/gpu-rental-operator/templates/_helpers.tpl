@@ -75,6 +75,10 @@ pod index (kopf freezes every operator when two share a priority).
 - --metrics-port={{ .Values.metrics.port }}
 - --metering-interval={{ .Values.metering.interval }}
 - --provisioning-timeout={{ .Values.provisioning.timeout }}
+{{- if .Values.idle.prometheusUrl }}
+- --prometheus-url={{ .Values.idle.prometheusUrl }}
+- --idle-check-interval={{ .Values.idle.checkInterval }}
+{{- end }}
 {{- if .Values.webhook.enabled }}
 - --webhook-port={{ .Values.webhook.port }}
 - --webhook-cert-dir=/etc/gpurental/webhook-tls
