@@ -43,8 +43,8 @@ def test_contract_metrics_follow_a_namespace_through_every_phase(
     def failure_counted() -> None:
         metrics = scrape(url)
         assert metrics.value("gpurental_rentals", namespace=ns, phase="Failed") == 1
-        assert metrics.total("gpurental_provisioning_failures_total", namespace=ns,
-                             offer="nowhere") == 1
+        assert metrics.value("gpurental_provisioning_failures_total", namespace=ns,
+                             offer="nowhere", reason="Unschedulable") == 1
         assert metrics.total("gpurental_transitions_total", namespace=ns, to_phase="Failed") == 1
     eventually(failure_counted, timeout=30)
 

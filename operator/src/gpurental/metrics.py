@@ -8,6 +8,7 @@ Label sets are bounded: namespaces, offers, wallets, phases, verbs and codes; ne
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -57,6 +58,18 @@ IDLE_PAUSES = Counter(
     "gpurental_idle_pauses", "Rentals the operator paused (or stopped) because the GPU sat idle.",
     ["namespace", "offer"],
 )
+
+# A Failed rental's message starts with the scheduler's or kubelet's reason ("Unschedulable:
+# ...", "ErrImagePull: ..."): a CamelCase word from a small set, so it can be a label. Any
+# other message (free text) is folded into one value, to keep the label set bounded.
+_REASON = re.compile(r"[A-Z][A-Za-z]{0,39}")
+
+
+def failure_reason(message: str) -> str:
+    """The bounded `reason` label of a provisioning failure."""
+    head = message.split(":", 1)[0].strip()
+    return head if _REASON.fullmatch(head) else "Other"
+
 
 class WorldCollector(Collector):
     """Business gauges computed from the cache at scrape time."""

@@ -361,9 +361,9 @@ class Controller:
             metrics.TRANSITIONS.labels(namespace=view.namespace, from_phase=old,
                                        to_phase=new).inc()
             if new == Phase.FAILED:
-                reason = str(status.get("message", "")).split(":", 1)[0] or "Unknown"
                 metrics.PROVISIONING_FAILURES.labels(
-                    namespace=view.namespace, offer=offer, reason=reason[:40]).inc()
+                    namespace=view.namespace, offer=offer,
+                    reason=metrics.failure_reason(str(status.get("message", "")))).inc()
         if (status.get("idlePausedGeneration") is not None
                 and view.status.get("idlePausedGeneration") is None):
             metrics.IDLE_PAUSES.labels(namespace=view.namespace, offer=offer).inc()
