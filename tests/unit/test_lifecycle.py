@@ -289,3 +289,17 @@ def test_a_segment_closed_before_a_crash_is_reclosed_when_its_pod_outlived_it() 
     assert after_crash.kinds() == [A.DELETE_POD, A.DELETE_PVC, A.DELETE_SECRET]
     gone = plan(then(stopping, after_crash), up(pod=None), ctx(at=200))
     assert gone.status["accruedSeconds"] == 130  # a pod that is gone is not re-closed
+
+
+@pytest.mark.parametrize("state", ["Paused", "Stopped"])
+def test_a_pod_that_ran_where_no_pass_saw_it_is_billed_from_its_start(state: str) -> None:
+    """Found by the chaos crash test: the pod started at t=0 while the operator was down (or
+    between two passes), the user paused it, and the next pass at t=6 deletes it. The pod held
+    its GPUs for 6 s; before the fix the meter, never opened, billed nothing."""
+    provisioning = rental(spec={**SPEC, "state": state}, status={"phase": "Provisioning"})
+    result = plan(provisioning, up(), ctx(at=6))
+    assert result.status["accruedSeconds"] == 6
+    assert result.status["secondsBilled"] == 6
+    assert result.status["ratePerHour"] == "1.38"
+    assert result.status["lastSegment"]["podUid"] == "p1"
+    assert A.DELETE_POD in result.kinds()

@@ -414,8 +414,28 @@ class _Planner:
             meter.close_segment(self.status, min(end or self.ctx.now, self.ctx.now))
             return
         pod = self.children.pod
-        if end is None and pod is not None and pod.running:
+        if end is not None or pod is None or not pod.running:
+            return
+        if (self.status.get("lastSegment") or {}).get("podUid") == pod.uid:
             meter.reclose_segment(self.status, pod.uid, self.ctx.now)
+            return
+        # The pod started where no pass saw it run (the operator was down, or the user paused
+        # it between the kubelet's start and the next pass). It held its GPUs from its start:
+        # billing follows the pod's life, so this segment is billed like any other.
+        self._lock_rate()
+        meter.open_segment(self.status, pod.started_at or self.ctx.now, pod.uid)
+        meter.close_segment(self.status, self.ctx.now)
+        self.status.setdefault("firstStartedAt", format_ts(pod.started_at or self.ctx.now))
+
+    def _lock_rate(self) -> None:
+        if "ratePerHour" in self.status or self.ctx.offer is None:
+            return
+        try:
+            spec = parse_spec(RentalSpec, self.rental.spec)
+        except SpecError:
+            return
+        self.status["ratePerHour"] = str(
+            billing.rate_per_hour(self.ctx.offer.price_per_gpu_hour, spec.gpus))
 
     def _close_all_meters(self) -> None:
         self._close_segment(None)
