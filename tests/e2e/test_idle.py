@@ -165,8 +165,8 @@ def test_only_the_idle_rental_pauses_not_a_busy_a_gapped_or_a_busy_mig_one(
 
 def test_a_failed_scrape_pauses_nothing_until_a_full_window_of_data(
         team: Rentals, exporter: FakeDcgmExporter) -> None:
+    exporter.down = True  # before the series exists: not one sample of it reaches Prometheus
     exporter.set(PodGpus(team.namespace, "dark", util=0))
-    exporter.down = True
     try:
         team.create("dark", offer="rtx4090-idle")
         started = parse_ts(team.wait_phase("dark", "Running")["runningSince"])
