@@ -205,7 +205,7 @@ def test_resume_lifts_the_sticky_pause_and_restarts_the_window(
         return status
     status = eventually(running_again, 60)
     restarted = parse_ts(str(status["runningSince"]))
-    assert restarted > parse_ts(first["lastTransitionTime"])
+    assert restarted >= parse_ts(first["lastTransitionTime"])  # whole seconds
 
     second = wait_idle_paused(team, "nb")
     # A resumed rental gets the full window again before the next idle pause.
