@@ -175,8 +175,11 @@ class ChargeTracker:
     def observe(self, rental_uid: str, namespace: str, offer: str, cents: int) -> None:
         last = self._last.get(rental_uid)
         self._last[rental_uid] = cents
+        series = CHARGED_CENTS.labels(namespace=namespace, offer=offer)
+        # The baseline exports the series at its current value (0 when new): a counter that
+        # first appeared at its first charge would hide that charge from increase() and rate().
         if last is not None and cents > last:
-            CHARGED_CENTS.labels(namespace=namespace, offer=offer).inc(cents - last)
+            series.inc(cents - last)
 
     def forget(self, rental_uid: str) -> None:
         self._last.pop(rental_uid, None)
