@@ -148,3 +148,19 @@ def test_wallet_exhaustion_is_predicted_to_the_moment_and_overshoot_is_one_secon
     spent = _fleet_reading(wallet, statuses, clock).spent_cents
     one_second_each = sum(int(Decimal(rate) * 100 / 3600) + 1 for rate, _ in fleet)
     assert 0 <= spent - budget_cents <= one_second_each
+
+
+def test_an_exhausted_wallet_status_stops_moving_with_the_clock() -> None:
+    """An exhausted wallet's reading says it runs out "now"; its status keeps the moment it
+    ran out, so re-reading it later changes nothing worth writing (the benchmark found one
+    status write a second per exhausted wallet, each triggered by the last one's event)."""
+    clock = ManualClock()
+    exhausted = money.WalletReading(budget_cents=150, spent_cents=160, burn_cents_per_hour=0,
+                                    exhausts_at=clock.now())
+    first = money.wallet_status({}, exhausted, 1, clock.now())
+    clock.advance(7)
+    later = money.WalletReading(budget_cents=150, spent_cents=160, burn_cents_per_hour=0,
+                                exhausts_at=clock.now())
+    second = money.wallet_status(first, later, 1, clock.now())
+    assert second["exhaustsAt"] == first["exhaustsAt"]
+    assert not money.wallet_changed(first, second)

@@ -166,7 +166,7 @@ def wallet_status(old: dict[str, Any], reading: WalletReading, generation: int,
         "remainingCents": reading.remaining_cents,
         "burnCentsPerHour": reading.burn_cents_per_hour,
         "exhausted": reading.exhausted,
-        "exhaustsAt": format_ts(reading.exhausts_at) if reading.exhausts_at else None,
+        "exhaustsAt": _exhausts_at(old, reading),
         "spent": dollars(reading.spent_cents),
         "remaining": dollars(reading.remaining_cents),
         "burnPerHour": f"{dollars(reading.burn_cents_per_hour)}/h",
@@ -179,6 +179,16 @@ def wallet_status(old: dict[str, Any], reading: WalletReading, generation: int,
         reading.exhausted, "BudgetExhausted" if reading.exhausted else "BudgetAvailable",
         message, format_ts(now), generation)
     return status
+
+
+def _exhausts_at(old: dict[str, Any], reading: WalletReading) -> str | None:
+    """When the money runs (or ran) out. Once exhausted it keeps the moment it ran out: the
+    reading says "now" for an exhausted wallet, and a field moving every second would make
+    each status write's own watch event trigger the next write (one write a second, forever,
+    per exhausted wallet - found by the benchmark)."""
+    if reading.exhausted and old.get("exhausted") and old.get("exhaustsAt"):
+        return str(old["exhaustsAt"])
+    return format_ts(reading.exhausts_at) if reading.exhausts_at else None
 
 
 def wallet_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

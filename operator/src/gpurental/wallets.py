@@ -85,7 +85,9 @@ class WalletReconciler:
         delays = []
         if reading.burn_cents_per_hour > 0:
             delays.append(self.controller.settings.metering_interval)
-        if reading.exhausts_at is not None:
+        # An exhausted wallet's predicted moment is "now": scheduling it would re-run this
+        # wallet in a busy loop. Its rentals were re-queued when it flipped to exhausted.
+        if reading.exhausts_at is not None and not reading.exhausted:
             delays.append((reading.exhausts_at - self.controller.clock.now()).total_seconds())
         if delays:
             self.queue.add(key, max(min(delays), 0.0))
