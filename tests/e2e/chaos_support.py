@@ -63,10 +63,23 @@ def retrying(call: Any, *args: Any, attempts: int = 50, **kwargs: Any) -> Any:
         try:
             return call(*args, **kwargs)
         except client.ApiException as exc:
-            if exc.status in (404, 409, 422) or attempt == attempts - 1:
+            # A merge patch without a resourceVersion never conflicts: a 409 that is not
+            # AlreadyExists is an injected fault, like a 500.
+            answer = exc.status in (404, 422) or (
+                exc.status == 409 and "AlreadyExists" in (exc.body or ""))
+            if answer or attempt == attempts - 1:
                 raise
             time.sleep(0.05)
     raise AssertionError("unreachable")
+
+
+def created(call: Any, *args: Any, **kwargs: Any) -> None:
+    """A create that got through before a fault hid its answer is a success on retry."""
+    try:
+        retrying(call, *args, **kwargs)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
 
 
 @dataclass
@@ -150,7 +163,7 @@ class Workload:
 
     def create_wallets(self) -> None:
         for wallet in self.wallets:
-            retrying(self.rentals.custom.create_namespaced_custom_object,
+            created(self.rentals.custom.create_namespaced_custom_object,
                      GROUP, VERSION, self.rentals.namespace, "wallets", {
                          "apiVersion": f"{GROUP}/{VERSION}", "kind": "Wallet",
                          "metadata": {"name": wallet}, "spec": {"budget": "1000000.00"}})
@@ -179,7 +192,7 @@ class Workload:
         if self.rng.random() < 0.15:
             spec["state"] = intent.state = "Paused"
         self.intents[name] = intent
-        retrying(self.rentals.create, name, **spec)
+        created(self.rentals.create, name, **spec)
         self.counts["create"] += 1
 
     def _patch(self, intent: Intent, **spec: Any) -> None:
@@ -240,8 +253,19 @@ def phases_match(workload: Workload) -> None:
             continue
         phase = ((body or {}).get("status") or {}).get("phase")
         if phase != intent.state:
-            wrong.append(f"{intent.name}: phase {phase} != spec {intent.state}")
+            wrong.append(f"{intent.name}: phase {phase} != spec {intent.state} "
+                         f"({pod_summary(workload.rentals, intent.name)})")
     assert not wrong, f"{len(wrong)} rentals not converged: {wrong[:10]}"
+
+
+def pod_summary(rentals: Rentals, name: str) -> str:
+    """What the pod of a rental that has not converged looks like, for the failure message."""
+    try:
+        pod = rentals.core.read_namespaced_pod(name, rentals.namespace)
+    except client.ApiException as exc:
+        return f"pod: {exc.status}"
+    return (f"pod {pod.metadata.uid[:8]} node={pod.spec.node_name} phase={pod.status.phase} "
+            f"deleting={pod.metadata.deletion_timestamp is not None}")
 
 
 ALLOWED = {"Pod": {"Running"}, "PersistentVolumeClaim": {"Running", "Paused"},
