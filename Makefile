@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv tools test lint demo bench clean
+.PHONY: venv tools test lint demo bench bench-smoke clean
 
 venv: $(STAMP)
 
@@ -30,8 +30,13 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m gpurental_dev.demo $(DEMO_ARGS)
 
+# The figures of issue 6 (stop latency, provisioning, 10k steady state, wallet exhaustion)
+# against the emulated cluster; minutes, not part of `make test` (its smoke run is).
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m gpurental_bench $(BENCH_ARGS)
+
+bench-smoke: $(STAMP)
+	$(PY) -m gpurental_bench --smoke
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,76 @@
+"""`python -m gpurental_bench [--smoke]`: start an emulated cluster and print the figures."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from gpurental_dev.cluster import Cluster
+
+from . import figures
+from .api import Api
+from .report import Report
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m gpurental_bench")
+    parser.add_argument("--smoke", action="store_true", help="tiny scale, for the test suite")
+    parser.add_argument("--steady", type=int, help="running rentals for the steady state")
+    parser.add_argument("--provision", type=int, help="rentals created at once")
+    parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
+    return parser.parse_args(argv)
+
+
+def scale_from(args: argparse.Namespace) -> figures.Scale:
+    scale = figures.SMOKE if args.smoke else figures.Scale()
+    if args.steady:
+        scale.steady = args.steady
+    if args.provision:
+        scale.provision = args.provision
+        scale.stops = min(scale.stops, args.provision)
+    return scale
+
+
+async def measure(cluster: Cluster, scale: figures.Scale, report: Report) -> None:
+    operator = cluster.start_operator(
+        "--metering-interval", str(scale.interval),
+        # Enough API threads for the bulk create bursts; the default 16 is sized for steady
+        # state (see cli.py), which the figures below measure too.
+        "--api-threads", "32")
+    assert operator.process is not None
+    sampler = figures.Sampler(operator.process.pid)
+    api = Api(cluster.emulator.url, scale.concurrency)
+    try:
+        names = await figures.provisioning(api, report, scale)
+        await figures.stop_latency(api, report, scale, names)
+        await figures.exhaustion(api, report, scale)
+        await figures.steady_state(api, report, scale, sampler)
+    finally:
+        sampler.stop()
+        await api.close()
+    if operator.process.poll() is not None:
+        report.note(f"the operator exited with {operator.process.returncode}!")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    scale = scale_from(args)
+    report = Report()
+    load = os.getloadavg()
+    report.note(f"{os.cpu_count()} cores, load average {load[0]:.1f} at start; scale {scale}")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        with Cluster(workdir / "cluster", nodes=scale.nodes) as cluster:
+            cluster.kubectl("apply", "-f", "-", input=figures.OFFERS)
+            asyncio.run(measure(cluster, scale, report))
+    report.note(f"bench took {time.monotonic() - started:.0f}s")
+    print(report.summary())
+
+
+if __name__ == "__main__":
+    main()
