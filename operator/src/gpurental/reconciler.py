@@ -122,7 +122,8 @@ class Controller:
             # so they post events inside a copy of the first handler's context.
             self._posting_context = contextvars.copy_context()
         for key in keys:
-            self.queue.add(key)
+            # A rental with a stop or pause request not yet carried out jumps the queue.
+            self.queue.add(key, urgent=key in self._stop_requested)
 
     def _note_stop_request(self, before: RentalView | None, view: RentalView) -> None:
         """Remember when a stop/pause request was first seen, for the stop-latency metric."""

@@ -18,6 +18,9 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
+URGENT_HEADSTART = 86_400.0  # seconds an urgent key is dated back: ahead of any real backlog
+
+
 class WorkQueue(Generic[K]):
     def __init__(self, monotonic: Callable[[], float]) -> None:
         self._monotonic = monotonic
@@ -31,8 +34,11 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._due) + len(self._parked)
 
-    def add(self, key: K, delay: float = 0.0) -> None:
-        due = self._monotonic() + max(delay, 0.0)
+    def add(self, key: K, delay: float = 0.0, urgent: bool = False) -> None:
+        """Queue key after delay seconds. An urgent key goes before every ordinary due one:
+        a user's stop must not wait behind a backlog of overdue heartbeats (at a thousand
+        running rentals that backlog made stop latency seconds instead of milliseconds)."""
+        due = self._monotonic() + max(delay, 0.0) - (URGENT_HEADSTART if urgent else 0.0)
         if key in self._processing:
             self._parked[key] = min(due, self._parked.get(key, due))
             return
