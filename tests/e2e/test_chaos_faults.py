@@ -86,7 +86,9 @@ def test_api_faults_leave_children_phases_and_wallets_exact(chaos_cluster: Clust
         workload.pause_all_running()
         converge(workload)
         requests = admin(chaos_cluster, "requests", "GET")["requests"]
-        summary = wallet_matches_reference(workload, ledger, requests)
+        # A DELETE answered 503 + Retry-After: 1 is retried a second later: the meter closed
+        # when the operator decided, so the honest window before the DELETE is wider here.
+        summary = wallet_matches_reference(workload, ledger, requests, gap=1.6)
     finally:
         admin(chaos_cluster, "faults", "DELETE")
         ledger.stop()
