@@ -126,7 +126,7 @@ class World:
         else:
             cached = table.get(owner)
             if cached is None or _newer(rv, cached.resource_version):
-                table[owner] = _Entry(_child_view(kind, body), rv)
+                table[owner] = _Entry(_still_deleting(cached, _child_view(kind, body)), rv)
         return self.rental_keys_by_uid.get(owner)
 
     def mark_deleting(self, kind: str, rental_uid: str) -> None:
@@ -147,6 +147,19 @@ class World:
 
     def _table(self, kind: str) -> dict[str, _Entry]:
         return {"Pod": self.pods, "PersistentVolumeClaim": self.pvcs, "Secret": self.secrets}[kind]
+
+
+def _still_deleting(cached: _Entry | None, view: Any) -> Any:
+    """Keep the operator's own delete mark over an event written before its DELETE landed
+    (the kubelet's status patch can be newer than the cached version yet older than the
+    delete). Without it the next pass saw a pod that was already gone as running and billed
+    it up to then - found by the chaos faults test with dropped watches."""
+    old = cached.view if cached is not None else None
+    if (old is not None and getattr(old, "deleting", False) and hasattr(view, "deleting")
+            and not view.deleting and old.name == view.name
+            and getattr(old, "uid", None) == getattr(view, "uid", None)):
+        return dataclasses.replace(view, deleting=True)
+    return view
 
 
 def _child_view(kind: str, body: dict[str, Any]) -> Any:
