@@ -303,3 +303,17 @@ def test_a_pod_that_ran_where_no_pass_saw_it_is_billed_from_its_start(state: str
     assert result.status["ratePerHour"] == "1.38"
     assert result.status["lastSegment"]["podUid"] == "p1"
     assert A.DELETE_POD in result.kinds()
+
+
+def test_a_pod_that_outlived_its_pause_is_not_billed_twice_on_resume() -> None:
+    """Found by the chaos crash test: paused at t=7 (meter closed), the operator died before
+    its DELETE, the user resumed; the restarted operator found the same pod running at t=20.
+    Its segment continues from t=0: billed 20 s at t=20, not 7 + 20."""
+    running = then(rental(), plan(rental(status={"phase": "Provisioning"}), up(), ctx()))
+    pausing = then(running, Plan(running.status), spec={"state": "Paused"})
+    closed = plan(pausing, up(), ctx(at=7))
+    assert closed.status["accruedSeconds"] == 7
+    resumed = then(pausing, closed, spec={"state": "Running"})
+    result = plan(resumed, up(), ctx(at=20))
+    assert result.status["secondsBilled"] == 20
+    assert A.DELETE_POD not in result.kinds()

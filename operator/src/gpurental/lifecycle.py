@@ -279,7 +279,7 @@ class _Planner:
         if "ratePerHour" not in self.status and offer is not None:
             rate = billing.rate_per_hour(offer.price_per_gpu_hour, spec.gpus)
             self.status["ratePerHour"] = str(rate)
-        if not meter.is_open(self.status):
+        if not meter.is_open(self.status) and not meter.reopen_segment(self.status, pod.uid):
             started = pod.started_at or self.ctx.now
             meter.open_segment(self.status, started, pod.uid)
         self.status.pop("provisioningSince", None)

@@ -71,6 +71,22 @@ def reclose_segment(status: dict[str, Any], pod_uid: str, end: datetime) -> None
     status["lastSegment"] = {**last, "end": format_ts_exact(end)}
 
 
+def reopen_segment(status: dict[str, Any], pod_uid: str) -> bool:
+    """The pod of the last closed segment is running and the rental runs again (a pause or
+    stop was decided, the operator died before its DELETE, the user resumed): the segment was
+    never really closed, so it continues from its start. Opening a new one at the container's
+    start would bill the closed part twice."""
+    last = status.get("lastSegment") or {}
+    if is_open(status) or not last or last.get("podUid") != pod_uid:
+        return False
+    start, end = parse_ts(last["start"]), parse_ts(last["end"])
+    status["accruedSeconds"] = int(status.get("accruedSeconds") or 0) - _whole_seconds(start, end)
+    status["runningSince"] = last["start"]
+    status["segmentPodUid"] = pod_uid
+    status["lastSegment"] = None
+    return True
+
+
 def close_storage(status: dict[str, Any], end: datetime) -> None:
     since = status.get("storageSince")
     if since:
