@@ -86,7 +86,8 @@ class Store:
         # An object got its deletionTimestamp (namespaces and CRDs have controllers to run).
         self.on_terminating: Callable[[ResourceType, dict[str, Any]], None] = \
             lambda rt, obj: None
-        self.on_foreground: Callable[[], None] = lambda: None
+        # An object now waits for its dependents (foreground deletion): (group/resource, ns, name).
+        self.on_foreground: Callable[[tuple[str, str], str, str], None] = lambda *_: None
         self.on_pod_changed: Callable[[str], None] = lambda namespace: None
         # Admission (hooks.Hooks.admit): stage, operation, group, version, resource, obj, old.
         self.admission: Callable[..., None] = lambda *args: None
@@ -417,7 +418,7 @@ class Store:
             return Stored(new, dumps(new))
         stored = self._commit(rt, new, old, "MODIFIED")
         if "foregroundDeletion" in finalizers:
-            self.on_foreground()
+            self.on_foreground(rt.group_resource, new_meta.get("namespace", ""), name)
         if grace:
             self.on_graceful(rt, new_meta.get("namespace", ""), name, new_meta["uid"], grace)
         return stored
