@@ -20,7 +20,7 @@ HANDLER_ID = "validate-gpurental"
 
 @kopf.on.validate(GROUP, VERSION, "gpurentals", id=HANDLER_ID,
                   operations=["CREATE", "UPDATE"])
-def validate_rental(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+async def validate_rental(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     operation, old = kwargs.get("operation") or "", kwargs.get("old")
     world = memo.controller.world
     problem = check_rental(operation, dict(body), dict(old) if old else None, world.offers,

@@ -10,12 +10,13 @@ from gpurental.models import GROUP, VERSION
 
 
 @kopf.index(GROUP, VERSION, "gpuoffers")
-def cache_offer(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def cache_offer(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.offer_seen(dict(body))
 
 
 @kopf.on.event(GROUP, VERSION, "gpuoffers")
-def offer_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def offer_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
+                     **_: Any) -> None:
     keys = memo.controller.offer_seen(dict(body), deleted=event["type"] == "DELETED")
     memo.controller.enqueue(*keys)
     if event["type"] != "DELETED":
@@ -23,12 +24,13 @@ def offer_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
 
 
 @kopf.index(GROUP, VERSION, "wallets")
-def cache_wallet(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def cache_wallet(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.wallet_seen(dict(body))
 
 
 @kopf.on.event(GROUP, VERSION, "wallets")
-def wallet_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def wallet_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
+                      **_: Any) -> None:
     keys = memo.controller.wallet_seen(dict(body), deleted=event["type"] == "DELETED")
     memo.controller.enqueue(*keys)
     if event["type"] != "DELETED":

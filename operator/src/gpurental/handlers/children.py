@@ -18,11 +18,11 @@ KINDS = {"pods": "Pod", "persistentvolumeclaims": "PersistentVolumeClaim", "secr
 
 def _register(plural: str, kind: str) -> None:
     @kopf.index("", "v1", plural, labels=MANAGED, id=f"cache_{plural}")
-    def cache(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    async def cache(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         memo.controller.child_seen(kind, dict(body))
 
     @kopf.on.event("", "v1", plural, labels=MANAGED, id=f"{plural}_event")
-    def changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    async def changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         deleted = event["type"] == "DELETED"
         key = memo.controller.child_seen(kind, dict(body), deleted=deleted)
         if key is not None:

@@ -10,12 +10,13 @@ from gpurental.models import GROUP, VERSION
 
 
 @kopf.index(GROUP, VERSION, "gpurentals")
-def cache_rental(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def cache_rental(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.rental_seen(dict(body))
 
 
 @kopf.on.event(GROUP, VERSION, "gpurentals")
-def rental_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def rental_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
+                      **_: Any) -> None:
     if event["type"] == "DELETED":
         memo.controller.rental_gone(dict(body))
         return
