@@ -27,3 +27,60 @@ def test_an_urgent_key_goes_before_an_overdue_backlog() -> None:
     assert order[0] == "stop"
     assert order[1:6] == [f"heartbeat-{i}" for i in range(5)]
     assert order[6] == "ordinary"
+
+
+def test_an_earlier_key_wakes_a_worker_waiting_for_a_later_one() -> None:
+    now = [0.0]
+    queue: WorkQueue[str] = WorkQueue(lambda: now[0])
+
+    async def scenario() -> list[str]:
+        got: list[str] = []
+
+        async def worker() -> None:
+            while True:
+                key = await queue.get()
+                got.append(key)
+                queue.done(key)
+        workers = [asyncio.create_task(worker()) for _ in range(4)]
+        queue.add("later", delay=3600)
+        await asyncio.sleep(0.05)  # every worker is now waiting for "later"
+        queue.add("now")
+        await asyncio.sleep(0.05)
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        return got
+    assert asyncio.run(scenario()) == ["now"]
+
+
+def test_a_key_is_never_processed_by_two_workers_at_once() -> None:
+    queue: WorkQueue[str] = WorkQueue(lambda: 0.0)
+
+    async def scenario() -> tuple[int, list[str]]:
+        busy: set[str] = set()
+        overlaps = 0
+        done: list[str] = []
+
+        async def worker() -> None:
+            nonlocal overlaps
+            while True:
+                key = await queue.get()
+                overlaps += key in busy
+                busy.add(key)
+                await asyncio.sleep(0.01)
+                if len(done) < 20:
+                    queue.add(key)  # re-added while processing: parked, not handed out
+                busy.discard(key)
+                done.append(key)
+                queue.done(key)
+        workers = [asyncio.create_task(worker()) for _ in range(8)]
+        for key in ("a", "b", "c"):
+            queue.add(key)
+        await asyncio.sleep(0.5)
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        return overlaps, done
+    overlaps, done = asyncio.run(scenario())
+    assert overlaps == 0
+    assert {"a", "b", "c"} <= set(done) and len(done) >= 20

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from gpurental import idle
-from gpurental.models import Phase, RentalSpec, SpecError, parse_spec
+from gpurental.models import Phase, RentalSpec, SpecError
 from gpurental.observed import RentalView
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class IdleWatch:
         if status.get("phase") != Phase.RUNNING or not status.get("podName"):
             return None
         try:
-            spec = parse_spec(RentalSpec, view.spec)
+            spec = view.parsed_spec()
         except SpecError:
             return None
         offer, _ = self.controller.offer(spec.offer)

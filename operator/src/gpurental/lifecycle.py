@@ -29,7 +29,6 @@ from gpurental.models import (
     RentalSpec,
     SpecError,
     get_condition,
-    parse_spec,
     set_condition,
 )
 from gpurental.observed import FINALIZER, Children, PodView, RentalView
@@ -141,7 +140,7 @@ class _Planner:
         if self.phase is Phase.FAILED:
             return self._stay_failed()
         try:
-            spec = parse_spec(RentalSpec, self.rental.spec)
+            spec = self.rental.parsed_spec()
         except SpecError as exc:
             return self._reject("InvalidSpec", str(exc))
         target, reason, message = spec.state, "UserRequested", "paused by the user"
@@ -431,7 +430,7 @@ class _Planner:
         if "ratePerHour" in self.status or self.ctx.offer is None:
             return
         try:
-            spec = parse_spec(RentalSpec, self.rental.spec)
+            spec = self.rental.parsed_spec()
         except SpecError:
             return
         self.status["ratePerHour"] = str(

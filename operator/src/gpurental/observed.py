@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from gpurental.clock import parse_ts
+from gpurental.models import RentalSpec, SpecError, parse_spec
 
 MANAGED_BY = "gpu-rental-operator"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -130,10 +131,32 @@ class RentalView:
     finalizers: tuple[str, ...]
     spec: dict[str, Any]
     status: dict[str, Any] = field(default_factory=dict)
+    # The validated spec (or its SpecError), parsed on first use and handed on to the next
+    # version of the rental while the spec is unchanged: every heartbeat brings a new
+    # version, and validating the spec on each pass was a tenth of the operator's CPU.
+    _parsed: list[RentalSpec | SpecError] = field(default_factory=list, compare=False,
+                                                   repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    def parsed_spec(self) -> RentalSpec:
+        """The spec as a model; raises SpecError naming the bad field."""
+        if not self._parsed:
+            try:
+                self._parsed.append(parse_spec(RentalSpec, self.spec))
+            except SpecError as exc:
+                self._parsed.append(exc)
+        result = self._parsed[0]
+        if isinstance(result, SpecError):
+            raise result
+        return result
+
+    def inherit_parsed(self, previous: RentalView) -> None:
+        """Reuse the previous version's parsed spec if the spec did not change."""
+        if previous.uid == self.uid and previous.spec == self.spec and previous._parsed:
+            self._parsed[:] = previous._parsed
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> RentalView:

@@ -29,7 +29,6 @@ from gpurental.models import (
     API_VERSION,
     OfferSpec,
     Phase,
-    RentalSpec,
     SpecError,
     WalletSpec,
     parse_spec,
@@ -68,6 +67,8 @@ class Controller:
         self._failures: dict[Key, int] = {}
         self._stop_requested: dict[Key, tuple[float, str]] = {}
         self._posting_context: contextvars.Context | None = None
+        # resourceVersions of the operator's own latest rental writes, to recognise their echo.
+        self._own_versions: dict[Key, str] = {}
         self.wallets = WalletReconciler(self)
         self.offer_status = OfferReconciler(self)
         # The idle watch's latest IDLE findings; the rental's next pass turns one into a hold.
@@ -88,9 +89,22 @@ class Controller:
         view = self.world.rental(key)
         if view is not None and view.uid == body["metadata"].get("uid"):
             self.world.drop_rental(key)
+            self._own_versions.pop(key, None)
             self.charges.forget(view.uid)
             if view.spec.get("wallet"):
                 self.wallets.enqueue((view.namespace, str(view.spec["wallet"])))
+
+    def rental_changed(self, body: dict[str, Any]) -> None:
+        """A watch event for a rental: queue it, unless it is the echo of the operator's own
+        write. The pass that wrote that version already acted on everything in it, and at
+        ten thousand rentals the echoes of heartbeats were half of all passes."""
+        meta = body["metadata"]
+        key: Key = (meta["namespace"], meta["name"])
+        version = meta.get("resourceVersion")
+        if version is not None and self._own_versions.get(key) == version:
+            del self._own_versions[key]
+            return
+        self.enqueue(key)
 
     def child_seen(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
         """Cache a pod / PVC / Secret; returns its rental's key."""
@@ -241,7 +255,7 @@ class Controller:
     def _verdict(view: RentalView, offer: OfferSpec | None, wallet: WalletState | None,
                  now: datetime) -> money.Verdict:
         try:
-            spec = parse_spec(RentalSpec, view.spec)
+            spec = view.parsed_spec()
         except SpecError:
             return money.Verdict()  # lifecycle reports the bad spec itself
         reading = (wallet.spec, wallet.reading) if wallet is not None else None
@@ -250,7 +264,7 @@ class Controller:
     def _idle_hold(self, view: RentalView, offer: OfferSpec | None) -> lifecycle.Hold | None:
         """An idle pause, recorded in status or just found; money's holds take precedence."""
         try:
-            policy = idle.effective_policy(parse_spec(RentalSpec, view.spec), offer)
+            policy = idle.effective_policy(view.parsed_spec(), offer)
         except SpecError:
             policy = None
         return idle.hold(policy, view.generation, view.status, self.idle_findings.get(view.key))
@@ -353,6 +367,9 @@ class Controller:
     def _cache(self, view: RentalView, body: dict[str, Any] | None) -> RentalView:
         if body is None:
             return view
+        version = body.get("metadata", {}).get("resourceVersion")
+        if version is not None:
+            self._own_versions[view.key] = str(version)
         return self.world.put_rental(body) or self.world.rental(view.key) or view
 
     def _observe_transition(self, view: RentalView, status: dict[str, Any]) -> None:

@@ -30,6 +30,10 @@ class WorkQueue(Generic[K]):
         self._parked: dict[K, float] = {}  # re-added while processing
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
+        # Only the worker holding this lock watches the clock; the others wait on the lock,
+        # which hands over to one of them at a time. Without it every add() woke all workers
+        # (32 of them, at every heartbeat of ten thousand rentals) to find nothing to do.
+        self._leader = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._due) + len(self._parked)
@@ -55,21 +59,22 @@ class WorkQueue(Generic[K]):
 
     async def get(self) -> K:
         """Wait for the earliest due key and mark it as being processed."""
-        while True:
-            self._drop_stale()
-            if self._heap:
-                due, _, key = self._heap[0]
-                wait = due - self._monotonic()
-                if wait <= 0:
-                    heapq.heappop(self._heap)
-                    del self._due[key]
-                    self._processing.add(key)
-                    return key
-            else:
+        async with self._leader:
+            while True:
+                self._drop_stale()
                 wait = None
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
+                if self._heap:
+                    due, _, key = self._heap[0]
+                    wait = due - self._monotonic()
+                    if wait <= 0:
+                        heapq.heappop(self._heap)
+                        del self._due[key]
+                        self._processing.add(key)
+                        return key
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wakeup.wait()
 
     def done(self, key: K) -> None:
         self._processing.discard(key)

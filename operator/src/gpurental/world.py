@@ -70,6 +70,7 @@ class World:
         ):
             return None
         if cached is not None:
+            view.inherit_parsed(cached.view)
             self._unindex(cached.view)
         self.rentals[view.key] = _Entry(view, rv)
         self.rental_keys_by_uid[view.uid] = view.key

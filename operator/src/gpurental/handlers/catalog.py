@@ -31,8 +31,11 @@ async def cache_wallet(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, "wallets")
 async def wallet_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
                       **_: Any) -> None:
-    keys = memo.controller.wallet_seen(dict(body), deleted=event["type"] == "DELETED")
-    memo.controller.enqueue(*keys)
-    if event["type"] != "DELETED":
+    deleted = event["type"] == "DELETED"
+    keys = memo.controller.wallet_seen(dict(body), deleted=deleted)
+    if deleted:
+        memo.controller.enqueue(*keys)
+    elif not memo.controller.wallets.is_echo(dict(body)):
+        memo.controller.enqueue(*keys)
         meta = body["metadata"]
         memo.controller.wallets.enqueue((meta["namespace"], meta["name"]))

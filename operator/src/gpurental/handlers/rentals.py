@@ -20,5 +20,4 @@ async def rental_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
     if event["type"] == "DELETED":
         memo.controller.rental_gone(dict(body))
         return
-    meta = body["metadata"]
-    memo.controller.enqueue((meta["namespace"], meta["name"]))
+    memo.controller.rental_changed(dict(body))
