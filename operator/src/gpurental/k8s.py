@@ -9,11 +9,13 @@ the async reconciler awaits it; nothing here ever blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -43,23 +45,43 @@ def load_config() -> kubernetes.client.Configuration:
     return config
 
 
+_URGENT = contextvars.ContextVar("gpurental_urgent_calls", default=False)
+URGENT_THREADS = 4
+
+
 class Kube:
-    """Async facade over the synchronous client, with its own bounded thread pool."""
+    """Async facade over the synchronous client, with its own bounded thread pools."""
 
     def __init__(self, config: kubernetes.client.Configuration, threads: int = 16) -> None:
         # urllib3 keeps one connection per thread in flight; a pool smaller than the thread
         # count would make threads queue for sockets and show up as stop latency.
-        config.connection_pool_maxsize = threads
+        config.connection_pool_maxsize = threads + URGENT_THREADS
         self.api = kubernetes.client.ApiClient(config)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="k8s")
+        # Stops and pauses get threads of their own: the executor's queue is FIFO, and a wave
+        # of heartbeat writes (a thousand rentals started together tick together) would
+        # otherwise hold a user's stop behind it.
+        self._urgent_pool = ThreadPoolExecutor(max_workers=URGENT_THREADS,
+                                               thread_name_prefix="k8s-urgent")
+
+    @staticmethod
+    @contextlib.contextmanager
+    def urgent_calls(urgent: bool = True) -> Iterator[None]:
+        """Calls made inside (by this task) use the stop-and-pause threads."""
+        token = _URGENT.set(urgent)
+        try:
+            yield
+        finally:
+            _URGENT.reset(token)
 
     async def _run(self, verb: str, fn: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
+        pool = self._urgent_pool if _URGENT.get() else self._pool
         started = time.monotonic()
         try:
-            return await loop.run_in_executor(self._pool, fn)
+            return await loop.run_in_executor(pool, fn)
         except ApiException as exc:
             metrics.API_ERRORS.labels(verb=verb, code=str(exc.status)).inc()
             raise
@@ -78,6 +100,7 @@ class Kube:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._urgent_pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()
 
     # --- rentals ---------------------------------------------------------------------------

@@ -90,6 +90,7 @@ class Controller:
         if view is not None and view.uid == body["metadata"].get("uid"):
             self.world.drop_rental(key)
             self._own_versions.pop(key, None)
+            self._stop_requested.pop(key, None)
             self.charges.forget(view.uid)
             if view.spec.get("wallet"):
                 self.wallets.enqueue((view.namespace, str(view.spec["wallet"])))
@@ -177,7 +178,8 @@ class Controller:
         while True:
             key = await self.queue.get()
             try:
-                await self._reconcile_timed(key)
+                with self.kube.urgent_calls(key in self._stop_requested):
+                    await self._reconcile_timed(key)
             finally:
                 self.queue.done(key)
 
@@ -229,6 +231,8 @@ class Controller:
             ctx = dataclasses.replace(ctx, diagnosis=await self._diagnose(view))
             plan = lifecycle.plan(view, children, ctx)
         await self._execute(view, plan)
+        if children.pod is None:
+            self._stop_requested.pop(key, None)  # nothing to stop: no latency to measure
         self._schedule(key, plan, ctx)
         if plan.status.get("phase") != view.status.get("phase") and view.spec.get("wallet"):
             self.wallets.enqueue((view.namespace, str(view.spec["wallet"])))
