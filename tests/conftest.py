@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from gpurental_dev.testing import fresh_namespace
 from kubesim.launch import Emulator, start_emulator
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -38,15 +38,8 @@ def api_client(kubeconfig: str) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def namespace(api_client: client.ApiClient) -> Iterator[str]:
     """A fresh, uniquely named namespace; deleted (not awaited) after the test."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    try:
-        core.delete_namespace(name)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
+    with fresh_namespace(api_client) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

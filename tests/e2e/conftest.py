@@ -10,7 +10,6 @@ never touch the pods of the emulator's own conformance tests.
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,6 +17,7 @@ from e2e_support import Rentals
 from kubernetes import client, config
 
 from gpurental_dev.cluster import Cluster, OperatorProcess
+from gpurental_dev.testing import fresh_namespace
 
 TEST_OFFERS = """
 apiVersion: gpurental.dev/v1alpha1
@@ -124,11 +124,8 @@ def kubectl(cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def namespace(api_client: client.ApiClient) -> Iterator[str]:
-    name = f"e2e-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
+    with fresh_namespace(api_client, "e2e") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from kubernetes import client, config
 
 from gpurental.clock import parse_ts
 from gpurental_dev.cluster import Cluster, OperatorProcess
+from gpurental_dev.testing import fresh_namespace
 
 WINDOW = 6
 PLUGIN = Path(sys.executable).parent / "kubectl-gpurental"
@@ -95,11 +95,8 @@ def idle_api(idle_cluster: Cluster) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def team(idle_api: client.ApiClient, idle_operator: OperatorProcess) -> Iterator[Rentals]:
-    core = client.CoreV1Api(idle_api)
-    name = f"idle-{uuid.uuid4().hex[:10]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield Rentals(client.CustomObjectsApi(idle_api), core, name)
-    core.delete_namespace(name)
+    with fresh_namespace(idle_api, "idle") as name:
+        yield Rentals(client.CustomObjectsApi(idle_api), client.CoreV1Api(idle_api), name)
 
 
 def wait_idle_paused(team: Rentals, name: str, timeout: float = 90.0) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from gpurental_dev.testing import fresh_namespace
 from kubesim.launch import Emulator, start_emulator
 from kubesim.node import NodeSpec, SimulatedNodesThread
 
@@ -62,15 +63,8 @@ def sim_api(sim_kubeconfig: str) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def sim_namespace(sim_api: client.ApiClient) -> Iterator[str]:
     """A fresh namespace in the private emulator, deleted after the test."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(sim_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    try:
-        core.delete_namespace(name)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
+    with fresh_namespace(sim_api) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
