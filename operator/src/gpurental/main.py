@@ -26,6 +26,20 @@ from gpurental.reconciler import Controller, Settings
 log = logging.getLogger(__name__)
 
 
+class LevelBasedDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's annotation diff-base, minus the essence it builds for every watch event.
+
+    kopf deep-copies each object it receives to diff it against the last handled state, even
+    when no handler consumes the diff. This operator has no change-detecting handlers
+    (on.create/update/resume/delete/field; a unit test keeps it so), so the essence is never
+    compared: skipping the copy saves a few percent of CPU at ten thousand rentals, where
+    every heartbeat comes back as a watch event. Should such a handler ever be added, use
+    kopf.AnnotationsDiffBaseStorage again."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """kopf's settings, each chosen on purpose."""
     # kopf's finalizer must differ from the reconciler's own (FINALIZER): kopf strips *its*
@@ -35,11 +49,12 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
     assert settings.persistence.finalizer != FINALIZER
     # kopf keeps handler progress and a diff-base in annotations only for change-detecting
-    # handlers, which this operator does not use (it is level-based over on.event). Should one
-    # be added, it writes under our own prefix and ignores the annotations GitOps tools keep,
-    # so Argo CD's or kubectl's bookkeeping never looks like a spec change.
+    # handlers, which this operator does not use (it is level-based over on.event), so the
+    # diff-base builds nothing (LevelBasedDiffBase). Should one be added, both write under our
+    # own prefix and ignore the annotations GitOps tools keep, so Argo CD's or kubectl's
+    # bookkeeping never looks like a spec change.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = LevelBasedDiffBase(
         prefix=GROUP,
         key="last-handled-configuration",
         ignored_fields=[
