@@ -38,7 +38,7 @@ from gpurental.observed import FINALIZER, RentalView
 from gpurental.offers import OfferReconciler
 from gpurental.wallets import WalletReconciler
 from gpurental.workqueue import WorkQueue
-from gpurental.world import Key, World
+from gpurental.world import EchoFilter, Key, World
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,7 @@ class Controller:
         self._failures: dict[Key, int] = {}
         self._stop_requested: dict[Key, tuple[float, str]] = {}
         self._posting_context: contextvars.Context | None = None
-        # resourceVersions of the operator's own latest rental writes, to recognise their echo.
-        self._own_versions: dict[Key, str] = {}
+        self._echoes = EchoFilter()  # of the operator's own rental writes
         self.wallets = WalletReconciler(self)
         self.offer_status = OfferReconciler(self)
         # The idle watch's latest IDLE findings; the rental's next pass turns one into a hold.
@@ -89,23 +88,16 @@ class Controller:
         view = self.world.rental(key)
         if view is not None and view.uid == body["metadata"].get("uid"):
             self.world.drop_rental(key)
-            self._own_versions.pop(key, None)
+            self._echoes.forget(key)
             self._stop_requested.pop(key, None)
             self.charges.forget(view.uid)
             if view.spec.get("wallet"):
                 self.wallets.enqueue((view.namespace, str(view.spec["wallet"])))
 
     def rental_changed(self, body: dict[str, Any]) -> None:
-        """A watch event for a rental: queue it, unless it is the echo of the operator's own
-        write. The pass that wrote that version already acted on everything in it, and at
-        ten thousand rentals the echoes of heartbeats were half of all passes."""
-        meta = body["metadata"]
-        key: Key = (meta["namespace"], meta["name"])
-        version = meta.get("resourceVersion")
-        if version is not None and self._own_versions.get(key) == version:
-            del self._own_versions[key]
-            return
-        self.enqueue(key)
+        """A watch event for a rental: queue it, unless it echoes the operator's own write."""
+        if not self._echoes.is_echo(body):
+            self.enqueue((body["metadata"]["namespace"], body["metadata"]["name"]))
 
     def child_seen(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
         """Cache a pod / PVC / Secret; returns its rental's key."""
@@ -371,9 +363,7 @@ class Controller:
     def _cache(self, view: RentalView, body: dict[str, Any] | None) -> RentalView:
         if body is None:
             return view
-        version = body.get("metadata", {}).get("resourceVersion")
-        if version is not None:
-            self._own_versions[view.key] = str(version)
+        self._echoes.wrote(view.key, body)
         return self.world.put_rental(body) or self.world.rental(view.key) or view
 
     def _observe_transition(self, view: RentalView, status: dict[str, Any]) -> None:

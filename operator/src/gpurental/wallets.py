@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gpurental import money
 from gpurental.clock import parse_ts
 from gpurental.k8s import Conflict
 from gpurental.models import status_merge_patch
 from gpurental.workqueue import WorkQueue
-from gpurental.world import Key
+from gpurental.world import EchoFilter, Key
 
 if TYPE_CHECKING:
     from gpurental.reconciler import Controller
@@ -31,22 +31,13 @@ class WalletReconciler:
         self.controller = controller
         self.queue: WorkQueue[Key] = WorkQueue(controller.clock.monotonic)
         self.workers = workers
-        self._own_versions: dict[Key, str] = {}  # of this reconciler's latest status writes
+        # Its own status writes' echoes: re-queueing every rental a wallet pays for on each
+        # heartbeat write would double their passes; the flip to or from exhausted re-queues
+        # them explicitly instead.
+        self.echoes = EchoFilter()
 
     def enqueue(self, key: Key, delay: float = 0.0) -> None:
         self.queue.add(key, delay)
-
-    def is_echo(self, body: dict[str, Any]) -> bool:
-        """Is this the watch echo of this reconciler's own status write? Re-queueing every
-        rental a wallet pays for on each of its heartbeat writes would double their passes;
-        the flip to or from exhausted re-queues them explicitly instead."""
-        meta = body["metadata"]
-        key: Key = (meta["namespace"], meta["name"])
-        version = meta.get("resourceVersion")
-        if version is not None and self._own_versions.get(key) == version:
-            del self._own_versions[key]
-            return True
-        return False
 
     async def run_workers(self) -> None:
         await asyncio.gather(*(self._worker() for _ in range(self.workers)))
@@ -79,7 +70,7 @@ class WalletReconciler:
                 "wallets", key[0], key[1], status_merge_patch(old, new),
                 body["metadata"].get("resourceVersion"))
             ctl.world.wallets[key] = updated
-            self._own_versions[key] = str(updated["metadata"].get("resourceVersion"))
+            self.echoes.wrote(key, updated)
         if bool(old.get("exhausted")) != state.reading.exhausted:
             ctl.enqueue(*ctl.world.rentals_of_wallet(key))
         self._schedule(key, state.reading)

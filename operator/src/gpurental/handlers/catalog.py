@@ -33,9 +33,11 @@ async def wallet_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
                       **_: Any) -> None:
     deleted = event["type"] == "DELETED"
     keys = memo.controller.wallet_seen(dict(body), deleted=deleted)
+    meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
     if deleted:
+        memo.controller.wallets.echoes.forget(key)
         memo.controller.enqueue(*keys)
-    elif not memo.controller.wallets.is_echo(dict(body)):
+    elif not memo.controller.wallets.echoes.is_echo(dict(body)):
         memo.controller.enqueue(*keys)
-        meta = body["metadata"]
-        memo.controller.wallets.enqueue((meta["namespace"], meta["name"]))
+        memo.controller.wallets.enqueue(key)
