@@ -30,7 +30,7 @@ class Figure:
     def ratio(self) -> float | None:
         if self.limit is None or self.limit == 0 or math.isnan(self.value):
             return None
-        return round(self.value / self.limit, 3)
+        return _round(self.value / self.limit)
 
     def line(self) -> str:
         body = {"name": self.name, "value": _round(self.value), "unit": self.unit,
@@ -39,9 +39,13 @@ class Figure:
 
 
 def _round(value: float | None) -> float | None:
+    """Three decimals, or four significant digits for smaller numbers: a 5 ms stop is a
+    ratio of 0.05 to its target, and three decimals would be a 1% error in it."""
     if value is None or math.isnan(value):
         return None
-    return round(value, 3)
+    if value == 0 or math.isinf(value):
+        return value
+    return round(value, max(3, 3 - math.floor(math.log10(abs(value)))))
 
 
 @dataclass
