@@ -1,8 +1,9 @@
-"""An emulated GPU cluster with the real operator running on it, for tests, demo and bench.
+"""A GPU cluster with the real operator running on it, for tests, demo and bench.
 
-Owns process orchestration only: the API emulator, the simulated GPU nodes and the operator
-each run as their own subprocess (their own GIL, killable with SIGKILL like a real pod), and
-talk to each other only over HTTP. Nothing here reaches into any of them.
+Owns process orchestration only: the API server (kubesim, or a real control plane: see
+`substrate`), the simulated GPU nodes and the operator each run as their own subprocess (their
+own GIL, killable with SIGKILL like a real pod), and talk to each other only over HTTP.
+Nothing here reaches into any of them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kubesim.launch import Emulator, start_emulator
+from . import substrate as substrates
+from .substrate import Substrate
 
 ROOT = Path(__file__).resolve().parents[3]
 CRDS = ROOT / "crds"
@@ -141,18 +143,40 @@ class GpuNodes:
 
 
 class Cluster:
-    """Emulator + CRDs + simulated GPU nodes (+ an operator, when asked)."""
+    """An API server + CRDs + simulated GPU nodes (+ an operator, when asked).
+
+    `substrate` names the API server to start (`kubesim` or `kubernetes`), or is one already
+    running (then the cluster does not stop it).
+    """
 
     def __init__(self, workdir: Path, nodes: Sequence[str] = DEFAULT_NODES,
-                 node_args: Sequence[str] = (), emulator: Emulator | None = None) -> None:
+                 node_args: Sequence[str] = (), substrate: str | Substrate = substrates.KUBESIM,
+                 crds: bool = True) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._owns_emulator = emulator is None
-        self.emulator = emulator or start_emulator(self.workdir / "kubesim")
-        self.kubeconfig = Path(self.emulator.kubeconfig)
-        self.kubectl("apply", "-f", str(CRDS))
-        self.nodes = GpuNodes(self.kubeconfig, self.workdir, nodes, node_args).start()
+        self._owns_substrate = isinstance(substrate, str)
+        self.substrate = (substrates.start(substrate, self.workdir)
+                          if isinstance(substrate, str) else substrate)
+        self.kubeconfig = Path(self.substrate.kubeconfig)
         self.operators: list[OperatorProcess] = []
+        self.nodes: GpuNodes | None = None
+        try:
+            if crds:
+                self.apply_crds(CRDS)
+            self.nodes = GpuNodes(self.kubeconfig, self.workdir, nodes,
+                                  [*self.substrate.node_args(), *node_args]).start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def on_kubernetes(self) -> bool:
+        return self.substrate.name == substrates.KUBERNETES
+
+    def apply_crds(self, path: Path | str) -> None:
+        """Apply CRDs and wait until they are Established (a real server takes a moment)."""
+        self.kubectl("apply", "-f", str(path))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -175,9 +199,10 @@ class Cluster:
     def close(self) -> None:
         for operator in self.operators:
             operator.stop()
-        self.nodes.stop()
-        if self._owns_emulator:
-            self.emulator.stop()
+        if self.nodes is not None:
+            self.nodes.stop()
+        if self._owns_substrate:
+            self.substrate.stop()
 
     def __enter__(self) -> Cluster:
         return self

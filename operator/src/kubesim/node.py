@@ -1583,8 +1583,15 @@ class SimulatedNodes:
                  start_delay: float = 0.0, pull_fail_images: str | None = None,
                  pull_backoff: float = 1.0, fail_storage_classes: Iterable[str] = (),
                  provisioner: bool = True, keep_nodes: bool = False,
-                 namespace: str | None = None, warning_events_only: bool = False):
+                 namespace: str | None = None, warning_events_only: bool = False,
+                 scheduler: bool = True, lease_interval: float = 0.0,
+                 external_provisioner: bool = False):
         self.kubeconfig = os.fspath(kubeconfig)
+        # On a real control plane kube-scheduler binds, the node-lifecycle controller watches
+        # the node Leases, and the PersistentVolume controller binds the volumes we provision.
+        self._with_scheduler = scheduler
+        self._lease_interval = lease_interval
+        self._external_provisioner = external_provisioner
         self.namespace = namespace
         self.warning_events_only = warning_events_only
         self.specs = _as_specs(nodes)
@@ -1596,6 +1603,7 @@ class SimulatedNodes:
         self._fail_classes = frozenset(fail_storage_classes)
         self._with_provisioner = provisioner
         self._tasks: list[asyncio.Task[None]] = []
+        self._silent: set[str] = set()  # nodes whose heartbeats are paused
         self.client: KubeClient | None = None
         self._background: Background | None = None
 
@@ -1619,10 +1627,12 @@ class SimulatedNodes:
                           start_delay=self._start_delay, pull_fail=self._pull_fail,
                           pull_backoff=self._pull_backoff, on_terminated=scheduler.release)
         provisioner = Provisioner(client, recorder.emit, background.spawn,
-                                  fail_classes=self._fail_classes)
+                                  fail_classes=self._fail_classes,
+                                  external=self._external_provisioner)
 
         def on_pod(kind: str, obj: Obj, old: Obj | None) -> None:
-            scheduler.on_pod(kind, obj, old)
+            if self._with_scheduler:
+                scheduler.on_pod(kind, obj, old)
             kubelet.on_pod(kind, obj, old)
 
         def on_pvc(kind: str, obj: Obj, old: Obj | None) -> None:
@@ -1633,17 +1643,67 @@ class SimulatedNodes:
         # The scheduler and kubelet read the informers' caches, so the informers exist first and
         # get their handlers here.
         pods.handler, pvcs.handler = on_pod, on_pvc
-        nodes = Informer(client, "/api/v1/nodes", scheduler.on_node)
+        nodes = Informer(client, "/api/v1/nodes",
+                         scheduler.on_node if self._with_scheduler else self._observe_node)
+        loops = [("nodes", nodes.run()), ("pvcs", pvcs.run()), ("pods", pods.run())]
+        if self._with_scheduler:
+            loops.append(("scheduler", scheduler.run()))
+        if self._lease_interval > 0:
+            loops.append(("leases", self._renew_leases()))
         try:
             await asyncio.wait_for(self._register_nodes(), timeout)
-            for name, coro in (("nodes", nodes.run()), ("pvcs", pvcs.run()),
-                               ("pods", pods.run()), ("scheduler", scheduler.run())):
+            for name, coro in loops:
                 self._tasks.append(asyncio.create_task(coro, name=f"kubesim-node-{name}"))
             await asyncio.wait_for(asyncio.gather(
                 nodes.synced.wait(), pvcs.synced.wait(), pods.synced.wait()), timeout)
         except BaseException:
             await self.stop()
             raise
+
+    def _observe_node(self, kind: str, node: Obj, old: Obj | None) -> None:
+        """Without our scheduler, the kubelet still follows its nodes' labels and taints."""
+        state = self.nodes.get(str((node.get("metadata") or {}).get("name")))
+        if state is not None and kind != "DELETED":
+            state.observe(node)
+
+    def pause_heartbeats(self, name: str) -> None:
+        """Stop renewing one node's Lease: the node-lifecycle controller then finds it lost."""
+        self._silent.add(name)
+
+    def resume_heartbeats(self, name: str) -> None:
+        self._silent.discard(name)
+
+    async def _renew_leases(self) -> None:
+        """The kubelet's node heartbeat: a Lease per node in kube-node-lease, renewed often."""
+        while True:
+            for name in self.nodes:
+                if name not in self._silent:
+                    try:
+                        await self._renew_lease(name)
+                    except Exception:  # the API server may be busy: next round
+                        log.warning("lease renewal for node %s failed", name, exc_info=True)
+            await asyncio.sleep(self._lease_interval)
+
+    async def _renew_lease(self, name: str) -> None:
+        client = self.client
+        assert client is not None
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+        spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}
+        try:
+            await client.request("PATCH", path, {"spec": spec}, content_type=MERGE_PATCH)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            node = await client.request("GET", f"/api/v1/nodes/{name}")
+            owner = {"apiVersion": "v1", "kind": "Node", "name": name,
+                     "uid": node["metadata"]["uid"]}
+            await client.request(
+                "POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                 "metadata": {"name": name, "namespace": "kube-node-lease",
+                              "ownerReferences": [owner]},
+                 "spec": spec})
 
     async def _register_nodes(self) -> None:
         client = self.client
@@ -1808,6 +1868,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warning-events-only", action="store_true",
                         help="skip routine Normal Events (Scheduled, Pulled, Started...): "
                              "fewer requests for benchmarks with thousands of pods")
+    parser.add_argument("--no-scheduler", action="store_true",
+                        help="bind nothing: a real kube-scheduler does (real control plane)")
+    parser.add_argument("--lease-interval", type=float, default=0.0, metavar="SECONDS",
+                        help="renew each node's Lease in kube-node-lease this often, as a "
+                             "kubelet does (0: no Leases; a real control plane needs them)")
+    parser.add_argument("--external-provisioner", action="store_true",
+                        help="provision only claims the PersistentVolume controller hands to "
+                             "kubesim.dev/hostpath and let it bind them (real control plane)")
     parser.add_argument("--keep-nodes", action="store_true",
                         help="do not delete the Node objects on exit")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -1820,7 +1888,9 @@ async def _serve(args: argparse.Namespace) -> None:
                          fail_storage_classes=args.fail_storage_class,
                          provisioner=not args.no_provisioner, keep_nodes=args.keep_nodes,
                          namespace=args.namespace,
-                         warning_events_only=args.warning_events_only)
+                         warning_events_only=args.warning_events_only,
+                         scheduler=not args.no_scheduler, lease_interval=args.lease_interval,
+                         external_provisioner=args.external_provisioner)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -45,8 +45,11 @@ class Provisioner:
     """Binds Pending PVCs (one attempt per claim uid) and deletes volumes of deleted claims."""
 
     def __init__(self, client: Client, emit: Emit, spawn: Spawn, *,
-                 fail_classes: Iterable[str] = (), delay: float = 0.0):
+                 fail_classes: Iterable[str] = (), delay: float = 0.0, external: bool = False):
         self.client = client
+        # External: only what a CSI external-provisioner does - a volume for each claim the
+        # real PersistentVolume controller hands to PROVISIONER_NAME; that controller binds.
+        self.external = external
         self.emit = emit
         self.spawn = spawn
         self.fail_classes = frozenset(fail_classes)
@@ -65,6 +68,9 @@ class Provisioner:
         phase = (pvc.get("status") or {}).get("phase", "Pending")
         if phase != "Pending" or meta.get("deletionTimestamp") or uid in self._seen:
             return
+        if self.external and (meta.get("annotations") or {}).get(
+                "volume.kubernetes.io/storage-provisioner") != PROVISIONER_NAME:
+            return  # not (yet) ours: the PV controller annotates the claims it hands over
         self._seen.add(uid)
         self.spawn(self._provision(pvc), f"provision {meta.get('namespace')}/{meta.get('name')}")
 
@@ -84,6 +90,11 @@ class Provisioner:
                   component=PROVISIONER_NAME)
         volume = spec.get("volumeName") or f"pvc-{pvc['metadata']['uid']}"
         size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        if self.external:
+            await self._create_volume(pvc, volume, size)
+            self.emit(pvc, "Normal", "ProvisioningSucceeded",
+                      f"Successfully provisioned volume {volume}", component=PROVISIONER_NAME)
+            return
         if not spec.get("volumeName"):
             await self._create_volume(pvc, volume, size)
             await self._bind_claim(pvc, volume)
@@ -121,6 +132,8 @@ class Provisioner:
             if _status_code(exc) not in (404, 405, 409):
                 raise
             return
+        if self.external:
+            return  # the PersistentVolume controller owns the volume's phase
         await self._patch(f"/api/v1/persistentvolumes/{name}/status",
                           {"status": {"phase": "Bound"}})
 
