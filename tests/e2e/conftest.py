@@ -1,10 +1,15 @@
-"""End-to-end fixtures: the real operator process on the emulated GPU cluster.
+"""End-to-end fixtures: the real operator process on a GPU cluster, on every substrate.
 
-One cluster and one operator serve the whole session; each test works in its own namespace,
-so tests never see each other's rentals. Tests that kill the operator restart it before they
-return. The cluster has an API emulator of its own (the kubeconfig, api_client, kubectl and
-namespace fixtures below override the root ones): its simulated kubelet and scheduler must
-never touch the pods of the emulator's own conformance tests.
+Every e2e test runs once per substrate (`substrate` below): kubesim, our emulator, and a real
+Kubernetes control plane built from the Kubernetes Go modules (`gpurental_dev.k8s`), which is
+the reference. `GPURENTAL_SUBSTRATES=kubesim` (or `kubernetes`) narrows a run by hand; a real
+control plane that cannot be built or started fails its tests, it never skips them.
+
+One cluster and one operator serve the whole session per substrate; each test works in its
+own namespace, so tests never see each other's rentals. Tests that kill the operator restart
+it before they return. The cluster has an API server of its own (the kubeconfig, api_client,
+kubectl and namespace fixtures below override the root ones): its simulated kubelet must never
+touch the pods of the emulator's own conformance tests.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pytest
 from e2e_support import Rentals
 from kubernetes import client, config
 
+from gpurental_dev import substrate as substrates
 from gpurental_dev.cluster import Cluster, OperatorProcess
 from gpurental_dev.testing import fresh_namespace
 
@@ -87,13 +93,20 @@ spec:
 """
 
 
+@pytest.fixture(scope="session", params=substrates.selected())
+def substrate(request: pytest.FixtureRequest) -> str:
+    """The API server under the test: "kubesim" or "kubernetes" (a real control plane)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, substrate: str) -> Iterator[Cluster]:
     nodes = [f"gpu-4090-{i}=NVIDIA-GeForce-RTX-4090:8" for i in range(4)] + [
         "gpu-a100-mig=NVIDIA-A100-SXM4-80GB:7:nvidia.com/mig-1g.10gb"]
-    with Cluster(tmp_path_factory.mktemp("cluster"), nodes=nodes,
+    with Cluster(tmp_path_factory.mktemp(f"cluster-{substrate}"), nodes=nodes,
                  node_args=["--pull-fail-images", r"^registry\.invalid/",
-                            "--fail-storage-class", "broken"]) as cluster:
+                            "--fail-storage-class", "broken"],
+                 substrate=substrate) as cluster:
         cluster.kubectl("apply", "-f", "-", input=TEST_OFFERS)
         yield cluster
 

@@ -1,9 +1,11 @@
-"""The operator's validating webhook, called for real by the emulator over HTTPS.
+"""The operator's validating webhook, called for real by the API server over HTTPS.
 
 Its own cluster (the session operator runs without the webhook): a CA and a serving certificate
 for the chart's webhook Service made here, the operator started with --webhook-port and
 --webhook-cert-dir, the chart's own Service and ValidatingWebhookConfiguration applied with the
 CA as caBundle (webhook.certManager.enabled=false); then `kubectl apply` of good and bad rentals.
+On the real control plane kube-apiserver finds the webhook through the Service's EndpointSlice
+(`--enable-aggregator-routing`), which names the operator's address as its pod's would.
 """
 
 from __future__ import annotations
@@ -72,23 +74,40 @@ def chart_webhook(ca_bundle: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir: Path = tmp_path_factory.mktemp("admission")
+def cluster(tmp_path_factory: pytest.TempPathFactory, substrate: str) -> Iterator[Cluster]:
+    workdir: Path = tmp_path_factory.mktemp(f"admission-{substrate}")
     # The name kube-apiserver verifies when it calls the chart's Service.
     cert = make_serving_cert(workdir / "tls", (f"{SERVICE}.{NAMESPACE}.svc",))
     port = free_port()
-    with Cluster(workdir / "cluster",
-                 nodes=["gpu-4090-a=NVIDIA-GeForce-RTX-4090:4"]) as cluster:
+    with Cluster(workdir / "cluster", nodes=["gpu-4090-a=NVIDIA-GeForce-RTX-4090:4"],
+                 substrate=substrate) as cluster:
         cluster.kubectl("apply", "-f", "-", input=SETUP)
         cluster.kubectl("create", "namespace", NAMESPACE)
         cluster.start_operator("--metering-interval", "2", "--webhook-port", str(port),
                                "--webhook-cert-dir", str(cert.directory))
         cluster.kubectl("apply", "-f", "-",
                         input=yaml.safe_dump_all(chart_webhook(cert.ca_bundle)))
-        # No cluster network: the emulator reaches the Service at this address.
+        route_service_to_operator(cluster, port)
+        yield cluster
+
+
+def route_service_to_operator(cluster: Cluster, port: int) -> None:
+    """No pod network here: the webhook Service's endpoint is the operator's own address."""
+    if not cluster.on_kubernetes:
         cluster.kubectl("annotate", "service", SERVICE, "-n", NAMESPACE,
                         f"kubesim.dev/webhook-address=127.0.0.1:{port}")
-        yield cluster
+        return
+    # What the EndpointSlice controller would write for a Ready operator pod at that address
+    # (a slice of our own: that controller manages only the slices it labels as its own).
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": f"{SERVICE}-operator", "namespace": NAMESPACE,
+                     "labels": {"kubernetes.io/service-name": SERVICE,
+                                "endpointslice.kubernetes.io/managed-by": "e2e.gpurental.dev"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "webhook", "port": port, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+    }))
 
 
 def apply(cluster: Cluster, manifest: str) -> tuple[bool, str]:

@@ -4,7 +4,8 @@ Its own cluster (the kills must not disturb the session operator). A seeded rand
 create / pause / resume / stop / extend / delete runs over rentals on three wallets; between
 steps the operator is killed at random and restarted a few steps later. After convergence no
 child is orphaned, every phase matches its spec, and every wallet equals the reference priced
-from the pods' running intervals as the emulator recorded them (see chaos_support).
+from the pods' running intervals as the API server recorded them (see chaos_support).
+Runs on every substrate.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from chaos_support import (
     NODES,
     PodLedger,
     Workload,
-    admin,
     converge,
     new_namespace,
     setup_cluster,
@@ -37,8 +37,10 @@ RENTALS, STEPS, KILLS = 110, 330, 12
 
 
 @pytest.fixture(scope="module")
-def chaos_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with Cluster(tmp_path_factory.mktemp("chaos-crash"), nodes=NODES) as cluster:
+def chaos_cluster(tmp_path_factory: pytest.TempPathFactory, substrate: str
+                  ) -> Iterator[Cluster]:
+    with Cluster(tmp_path_factory.mktemp(f"chaos-crash-{substrate}"), nodes=NODES,
+                 substrate=substrate) as cluster:
         setup_cluster(cluster)
         yield cluster
 
@@ -53,7 +55,7 @@ def test_sigkill_at_random_moments_keeps_children_phases_and_wallets_exact(
     rentals = Rentals(custom, core, "chaos")
     operator = chaos_cluster.start_operator("--metering-interval", "5")
     ledger = PodLedger(core, "chaos").start()
-    admin(chaos_cluster, "requests", "POST", {"enabled": True})
+    since = chaos_cluster.substrate.start_recording()
     workload = Workload(rentals, ["w0", "w1", "w2"], rng, RENTALS)
     workload.create_wallets()
     kill_at = sorted(rng.sample(range(20, STEPS), KILLS))
@@ -70,12 +72,10 @@ def test_sigkill_at_random_moments_keeps_children_phases_and_wallets_exact(
         converge(workload)
         workload.pause_all_running()
         converge(workload)
-        requests = admin(chaos_cluster, "requests", "GET")["requests"]
+        requests = chaos_cluster.substrate.recorded(since)
         summary = wallet_matches_reference(workload, ledger, requests)
     finally:
         ledger.stop()
-        admin(chaos_cluster, "requests", "POST", {"enabled": False})
-        admin(chaos_cluster, "requests", "DELETE")
         api.close()
     print(f"chaos crash (seed {SEED}): {operator.starts} operator starts, "
           f"{dict(workload.counts)}; {summary}")

@@ -1,11 +1,10 @@
-"""The Helm chart installed into an emulated cluster of its own, and a rental run through it.
+"""The Helm chart installed into a cluster of its own, and a rental run through it.
 
 `helm template` renders the chart (default values, plus the example offers, the ServiceMonitor
-and the PrometheusRule); everything is `kubectl apply`-ed into a fresh emulator whose only
-GpuRental CRDs are the chart's. The emulator has no container runtime, so the Deployment's
-container is run as the kubelet would: its exact command, args and env from the rendered
-manifest, authenticated with a token of the chart's ServiceAccount (the emulator enforces
-RBAC). The examples' wallet and rentals must then go Running on the simulated GPU nodes, and
+and the PrometheusRule); everything is `kubectl apply`-ed into a fresh cluster (on each
+substrate) whose only GpuRental CRDs are the chart's. There is no container runtime, so the
+Deployment's container is run as the kubelet would: its exact command, args and env from the
+rendered manifest, authenticated with a token of the chart's ServiceAccount (RBAC enforced). The examples' wallet and rentals must then go Running on the simulated GPU nodes, and
 the chart rendered with `crds.enabled=false` must apply cleanly on top.
 """
 
@@ -144,9 +143,10 @@ def operator_kubeconfig(cluster: Cluster, workdir: Path, service_account: str) -
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    workdir: Path = tmp_path_factory.mktemp("chart-install")
-    with Cluster(workdir / "cluster", nodes=NODES) as cluster:
+def installed(tmp_path_factory: pytest.TempPathFactory, substrate: str
+              ) -> Iterator[Installed]:
+    workdir: Path = tmp_path_factory.mktemp(f"chart-install-{substrate}")
+    with Cluster(workdir / "cluster", nodes=NODES, substrate=substrate) as cluster:
         # Only the chart's CRDs may define the kinds: drop the ones Cluster applied from crds/.
         cluster.kubectl("delete", "-f", str(CRDS), "--wait=true")
         port = free_port()

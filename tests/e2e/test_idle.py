@@ -71,10 +71,12 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(scope="module")
-def idle_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def idle_cluster(tmp_path_factory: pytest.TempPathFactory, substrate: str
+                 ) -> Iterator[Cluster]:
     nodes = ["gpu-4090-0=NVIDIA-GeForce-RTX-4090:8",
              "gpu-a100-mig=NVIDIA-A100-SXM4-80GB:7:nvidia.com/mig-1g.10gb"]
-    with Cluster(tmp_path_factory.mktemp("idle-cluster"), nodes=nodes) as cluster:
+    with Cluster(tmp_path_factory.mktemp(f"idle-cluster-{substrate}"), nodes=nodes,
+                 substrate=substrate) as cluster:
         cluster.kubectl("apply", "-f", "-", input=OFFERS)
         yield cluster
 

@@ -1,11 +1,12 @@
-"""The chart's RBAC, proven on an emulator that enforces it.
+"""The chart's RBAC, judged by the real authorizer (and by kubesim's, which must agree).
 
 Its own cluster: the chart's rendered ServiceAccount, ClusterRoles and bindings are applied,
 the real operator runs with a token of that ServiceAccount (`kubectl create token`), and must do
 its whole job without a single 403; every request it made is checked against the chart's rules
 and every rule must have been used (least privilege, rule by rule). Then a user bound to the
 built-in-style `edit` role (which aggregates the chart's gpurental-user) tries what tenants must
-not do.
+not do. The operator's calls come from the API server's request record (kubesim's, or the real
+server's audit log, which records every request of a ServiceAccount).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 from e2e_support import eventually
 from kubernetes import client, config
@@ -34,7 +34,7 @@ OPERATOR_USER = f"system:serviceaccount:{NAMESPACE}:{OPERATOR_SA}"
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 GROUP, VERSION = "gpurental.dev", "v1alpha1"
 
-# kube-apiserver bootstraps `edit` as an aggregated role; the emulator has no bootstrap policy.
+# kube-apiserver bootstraps `edit` as an aggregated role; kubesim has no bootstrap policy.
 EDIT_ROLE = {
     "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
     "metadata": {"name": "edit"},
@@ -92,26 +92,18 @@ def called(entry: dict[str, Any]) -> tuple[str, str, str]:
     return (match.group(1) if match else "", resource, entry["verb"])
 
 
-def admin_http(cluster: Cluster, method: str, path: str, **kwargs: Any) -> requests.Response:
-    return requests.request(method, cluster.emulator.url + path, timeout=60,
-                            headers={"Authorization": "Bearer kubesim-admin-token"}, **kwargs)
-
-
 class Env:
-    def __init__(self, cluster: Cluster, operator: OperatorProcess, role: dict[str, Any]) -> None:
+    def __init__(self, cluster: Cluster, operator: OperatorProcess, role: dict[str, Any],
+                 since: float) -> None:
         self.cluster, self.operator, self.role = cluster, operator, role
+        self.since = since  # when the request record starts for this test module
         self.admin = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         self.custom = client.CustomObjectsApi(self.admin)
         self.core = client.CoreV1Api(self.admin)
 
-    def admin_http(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return admin_http(self.cluster, method, path, **kwargs)
-
-    def client_for(self, token: str) -> client.ApiClient:
-        cfg = client.Configuration(host=self.cluster.emulator.url,
-                                   api_key={"authorization": token},
-                                   api_key_prefix={"authorization": "Bearer"})
-        return client.ApiClient(cfg)
+    def client_for(self, user: str) -> client.ApiClient:
+        return config.new_client_from_config(
+            config_file=str(self.cluster.substrate.user_kubeconfig(user)))
 
 
 # The chart's two modes: cluster-wide, and --namespace (where kopf also follows namespaces).
@@ -120,14 +112,16 @@ MODES = {"all-namespaces": ((), ()),
 
 
 @pytest.fixture(scope="module", params=sorted(MODES))
-def env(request: pytest.FixtureRequest,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+        substrate: str) -> Iterator[Env]:
     values, args = MODES[request.param]
-    workdir: Path = tmp_path_factory.mktemp(f"rbac-{request.param}")
-    with Cluster(workdir / "cluster", nodes=["gpu-4090-a=NVIDIA-GeForce-RTX-4090:4"]) as cluster:
+    workdir: Path = tmp_path_factory.mktemp(f"rbac-{request.param}-{substrate}")
+    with Cluster(workdir / "cluster", nodes=["gpu-4090-a=NVIDIA-GeForce-RTX-4090:4"],
+                 substrate=substrate) as cluster:
         cluster.kubectl("create", "namespace", NAMESPACE)
         objects = chart_rbac(*values)
-        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([*objects, EDIT_ROLE]))
+        bootstrap = [] if cluster.on_kubernetes else [EDIT_ROLE]
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([*objects, *bootstrap]))
         cluster.kubectl("apply", "-f", "-", input=SETUP)
         token = cluster.kubectl("create", "token", OPERATOR_SA, "-n", NAMESPACE,
                                 "--duration=2h").stdout.strip()
@@ -137,11 +131,10 @@ def env(request: pytest.FixtureRequest,
         operator_kubeconfig.write_text(yaml.safe_dump(kubeconfig))
         role = next(o for o in objects if o["kind"] == "ClusterRole"
                     and o["metadata"]["name"] == OPERATOR_SA)
-        assert admin_http(cluster, "POST", "/_kubesim/requests",
-                          json={"enabled": True}).status_code == 200
+        since = cluster.substrate.start_recording()
         operator = cluster.start_operator("--metering-interval", "1", *args,
                                           env={"KUBECONFIG": str(operator_kubeconfig)})
-        env = Env(cluster, operator, role)
+        env = Env(cluster, operator, role, since)
         yield env
         env.admin.close()
 
@@ -197,7 +190,7 @@ def test_operator_does_its_whole_job_with_the_chart_role(env):
 
 
 def operator_calls(env: Env) -> list[dict[str, Any]]:
-    entries = env.admin_http("GET", "/_kubesim/requests").json()["requests"]
+    entries = env.cluster.substrate.recorded(env.since)
     return [e for e in entries if e["user"] == OPERATOR_USER and e.get("resource")]
 
 
@@ -221,14 +214,13 @@ def test_tenant_with_edit_cannot_touch_status_wallets_or_offers(env):
         edit = client.RbacAuthorizationV1Api(env.admin).read_cluster_role("edit")
         return any("gpurentals" in (r.resources or []) for r in edit.rules or [])
     eventually(edit_aggregated, timeout=30)
-    env.admin_http("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a/rolebindings",
-                   json={"metadata": {"name": "alice-edit"},
-                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
-                                     "kind": "ClusterRole", "name": "edit"},
-                         "subjects": [{"kind": "User", "name": "alice",
-                                       "apiGroup": "rbac.authorization.k8s.io"}]})
-    token = env.admin_http("POST", "/_kubesim/tokens", json={"user": "alice"}).json()["token"]
-    alice = client.CustomObjectsApi(env.client_for(token))
+    client.RbacAuthorizationV1Api(env.admin).create_namespaced_role_binding("team-a", {
+        "metadata": {"name": "alice-edit"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "edit"},
+        "subjects": [{"kind": "User", "name": "alice",
+                      "apiGroup": "rbac.authorization.k8s.io"}]})
+    alice = client.CustomObjectsApi(env.client_for("alice"))
     alice.create_namespaced_custom_object(GROUP, VERSION, "team-a", "gpurentals", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "GpuRental", "metadata": {"name": "mine"},
         "spec": {"offer": "rtx4090", "gpus": 1, "image": "pytorch/pytorch", "state": "Paused",

@@ -1,7 +1,7 @@
 """Stop and delete settle exactly once even when the operator is SIGKILLed mid-settlement.
 
 The reference is independent of the operator's own bookkeeping: each rental's running time is
-taken from what the emulator saw - the container's start as the kubelet reported it, and the
+taken from what the API server saw - the container's start as the kubelet reported it, and the
 moment the operator's pod DELETE reached the API server - and priced with a plain Decimal
 formula. The wallet must match it to within one second of burn per rental (the operator closes
 the meter when it decides to stop, a few milliseconds before the DELETE lands, and whole
@@ -10,10 +10,8 @@ seconds are floored), and no rental may be settled twice or lost.
 
 from __future__ import annotations
 
-import json
 import random
 import time
-import urllib.request
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -24,15 +22,6 @@ from gpurental_dev.cluster import Cluster, OperatorProcess
 
 RATE = Decimal("360.00")  # offer "pricey": 10 cents a second
 RENTALS = 12
-
-
-def _record(cluster: Cluster, method: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        f"{cluster.emulator.url}/_kubesim/requests", method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
 
 
 def _cents(seconds: int) -> int:
@@ -60,24 +49,20 @@ def test_settlement_survives_sigkill_at_random_points(
         rentals.wait_phase(name, "Running")
         pod = rentals.core.read_namespaced_pod(name, rentals.namespace)
         started[name] = pod.status.container_statuses[0].state.running.started_at
-    _record(cluster, "POST", {"enabled": True})
-    try:
-        for i, name in enumerate(names):
-            if i % 2:
-                rentals.delete(name)
-            else:
-                rentals.patch(name, state="Stopped")
-            time.sleep(rng.uniform(0.0, 0.15))
-            operator.kill()
-            operator.start()
-        for name in names[::2]:
-            rentals.wait_phase(name, "Stopped")
-        for name in names[1::2]:
-            eventually(lambda n=name: _gone(rentals, n))
-        requests = _record(cluster, "GET")["requests"]
-    finally:
-        _record(cluster, "POST", {"enabled": False})
-        _record(cluster, "DELETE")
+    since = cluster.substrate.start_recording()
+    for i, name in enumerate(names):
+        if i % 2:
+            rentals.delete(name)
+        else:
+            rentals.patch(name, state="Stopped")
+        time.sleep(rng.uniform(0.0, 0.15))
+        operator.kill()
+        operator.start()
+    for name in names[::2]:
+        rentals.wait_phase(name, "Stopped")
+    for name in names[1::2]:
+        eventually(lambda n=name: _gone(rentals, n))
+    requests = cluster.substrate.recorded(since)
 
     deletes = {}
     for req in requests:

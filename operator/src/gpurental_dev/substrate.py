@@ -13,10 +13,11 @@ import os
 import time
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+import yaml
 
 from kubesim.launch import Emulator, start_emulator
 
@@ -30,6 +31,10 @@ _VERBS = {"create": "POST", "delete": "DELETE", "deletecollection": "DELETE",
           "patch": "PATCH", "update": "PUT"}
 
 
+def _method(verb: str) -> str:
+    return _VERBS.get(verb, "GET")  # get, list and watch are GETs
+
+
 def selected() -> list[str]:
     """The substrates a test run covers: `$GPURENTAL_SUBSTRATES` (comma-separated), else all."""
     wanted = [n.strip() for n in os.environ.get("GPURENTAL_SUBSTRATES", "").split(",")
@@ -40,13 +45,11 @@ def selected() -> list[str]:
     return wanted or list(NAMES)
 
 
-@dataclass(frozen=True)
-class Request:
-    """One write as the API server received it (`timestamp`: seconds since the epoch)."""
-
-    method: str
-    path: str
-    timestamp: float
+# One request as the API server received it, the shape of kubesim's record: "method", "path",
+# "query", "status" (the answer's code), "user", "timestamp" (arrival, epoch seconds), and the
+# API "verb", "resource" and "subresource". The real server records writes to the project's
+# kinds, pods and claims, and every request of a ServiceAccount (its audit policy).
+Request = dict[str, Any]
 
 
 class Substrate(Protocol):
@@ -58,6 +61,10 @@ class Substrate(Protocol):
     def start_recording(self) -> float: ...
 
     def recorded(self, since: float) -> list[Request]: ...
+
+    def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
+        """A kubeconfig whose requests the API server authenticates as `user` in `groups`."""
+        ...
 
     def stop(self) -> None: ...
 
@@ -89,8 +96,21 @@ class Kubesim:
 
     def recorded(self, since: float) -> list[Request]:
         entries = self._admin("GET")["requests"]
-        return [Request(e["method"], e["path"], float(e["timestamp"])) for e in entries
-                if float(e["timestamp"]) >= since]
+        return [e for e in entries if float(e["timestamp"]) >= since]
+
+    def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
+        request = urllib.request.Request(
+            f"{self.url}/_kubesim/tokens", method="POST",
+            data=json.dumps({"user": user, "groups": list(groups)}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            token = json.loads(response.read())["token"]
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        config["users"][0]["user"] = {"token": token}
+        path = self.kubeconfig.parent / "users" / f"{user}.kubeconfig"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(yaml.safe_dump(config))
+        return path
 
     def stop(self) -> None:
         if self._owned:
@@ -116,8 +136,18 @@ class Kubernetes:
         return time.time()  # the audit log always records
 
     def recorded(self, since: float) -> list[Request]:
-        return [Request(_VERBS.get(e.verb, e.verb.upper()), urlsplit(e.uri).path, e.timestamp)
-                for e in self.control_plane.audit_events() if e.timestamp >= since]
+        found = []
+        for event in self.control_plane.audit_events():
+            if event.timestamp >= since:
+                uri = urlsplit(event.uri)
+                found.append({"method": _method(event.verb), "path": uri.path,
+                              "query": uri.query, "status": event.code, "user": event.user,
+                              "timestamp": event.timestamp, "verb": event.verb,
+                              "resource": event.resource, "subresource": event.subresource})
+        return found
+
+    def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
+        return self.control_plane.user_kubeconfig(user, tuple(groups))
 
     def stop(self) -> None:
         if self._owned:

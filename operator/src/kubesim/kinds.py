@@ -33,6 +33,7 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
                 ":latest") or ":" not in str(c.get("image", "")) else "IfNotPresent")
             c.setdefault("terminationMessagePath", "/dev/termination-log")
             c.setdefault("terminationMessagePolicy", "File")
+        _default_toleration_seconds(spec)
         obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
     elif key == ("", "namespaces"):
         obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
@@ -73,6 +74,26 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
         finalizers = obj["metadata"].setdefault("finalizers", [])
         if "customresourcecleanup.apiextensions.k8s.io" not in finalizers:
             finalizers.append("customresourcecleanup.apiextensions.k8s.io")
+
+
+# The DefaultTolerationSeconds admission plugin (on by default in kube-apiserver): a pod rides
+# out a not-ready or unreachable node for five minutes before the taint evicts it.
+_NODE_PROBLEM_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+DEFAULT_TOLERATION_SECONDS = 300
+
+
+def _default_toleration_seconds(spec: dict[str, Any]) -> None:
+    tolerations = spec.setdefault("tolerations", [])
+    for taint in _NODE_PROBLEM_TAINTS:
+        if not any(_tolerates_no_execute(t, taint) for t in tolerations):
+            tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
+                                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+
+
+def _tolerates_no_execute(toleration: dict[str, Any], key: str) -> bool:
+    # The plugin's own test: the key (or none) and the effect NoExecute (or none).
+    return (toleration.get("key") in (None, "", key)
+            and toleration.get("effect") in (None, "", "NoExecute"))
 
 
 def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> None:
