@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv tools test lint demo bench bench-smoke clean
+.PHONY: venv tools testbed test lint demo bench bench-smoke clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml
 tools: $(STAMP)
 	VENV=$(VENV) scripts/install-tools.sh
 
-test: $(STAMP) tools
+# The real Kubernetes control plane (testbed/, built with Go from the Kubernetes modules) the
+# suite runs on beside kubesim: minutes on a fresh machine, nothing once cached (keyed by
+# testbed/go.sum, outside the work tree: see operator/src/gpurental_dev/k8s/binary.py).
+testbed: $(STAMP)
+	$(PY) -m gpurental_dev.k8s build
+
+test: $(STAMP) tools testbed
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -1,4 +1,10 @@
-"""Shared fixtures: one API emulator per test session, clients for it, fresh namespaces."""
+"""Shared fixtures: one API server per substrate per test session, clients, fresh namespaces.
+
+The conformance suite (tests/kubesim) runs on kubesim and on a real kube-apiserver (the
+reference: a test that fails there is a bug in kubesim or in the test). Tests of what only
+kubesim has (its admin endpoints, fault injection, its own flags) carry the `kubesim_only`
+marker and get no real-server variant; every other test gets one per substrate.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +17,51 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from gpurental_dev import substrate as substrates
+from gpurental_dev.substrate import Substrate
 from gpurental_dev.testing import fresh_namespace
-from kubesim.launch import Emulator, start_emulator
+from kubesim.launch import Emulator
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with start_emulator(tmp_path_factory.mktemp("kubesim")) as emu:
-        yield emu
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kubesim_only: tests kubesim's own features (admin "
+                                       "endpoints, fault injection); no real-server variant")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "api_server" in metafunc.fixturenames:
+        names = substrates.selected()
+        if metafunc.definition.get_closest_marker("kubesim_only"):
+            names = [n for n in names if n == substrates.KUBESIM] or [substrates.KUBESIM]
+        metafunc.parametrize("api_server", names, indirect=True, scope="session")
+
+
+_servers: dict[str, Substrate] = {}
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(emulator: Emulator) -> str:
-    return str(emulator.kubeconfig)
+def api_server(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Substrate]:
+    """The session's API server of this substrate (started once, stopped at the end)."""
+    name = str(request.param)
+    if name not in _servers:
+        server = _servers[name] = substrates.start(name, tmp_path_factory.mktemp(f"api-{name}"))
+        request.session.config.add_cleanup(server.stop)
+    yield _servers[name]
+
+
+@pytest.fixture(scope="session")
+def emulator(api_server: Substrate) -> Emulator:
+    """kubesim itself, for `kubesim_only` tests (its admin endpoints, its own flags)."""
+    assert isinstance(api_server, substrates.Kubesim), "mark the test kubesim_only"
+    return api_server.emulator
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(api_server: Substrate) -> str:
+    return str(api_server.kubeconfig)
 
 
 @pytest.fixture(scope="session")
@@ -121,14 +157,13 @@ def widget_crd(api_client: client.ApiClient) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def http(emulator: Emulator) -> Callable[..., Any]:
-    """Raw HTTP against the emulator: http("GET", "/api/v1/pods", json=..., headers=...)."""
-    import requests
+def http(api_server: Substrate, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Raw HTTP as the administrator: http("GET", "/api/v1/pods", json=..., headers=...)."""
+    from gpurental_dev.testing import admin_session
 
-    session = requests.Session()
-    session.headers["Authorization"] = "Bearer kubesim-admin-token"
+    session, url = admin_session(api_server.kubeconfig, tmp_path_factory.mktemp("http"))
 
-    def call(method: str, path: str, **kwargs: Any) -> requests.Response:
+    def call(method: str, path: str, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", 60)
-        return session.request(method, emulator.url + path, **kwargs)
+        return session.request(method, url + path, **kwargs)
     return call

@@ -4,8 +4,10 @@ Its own cluster (the session operator runs without the webhook): a CA and a serv
 for the chart's webhook Service made here, the operator started with --webhook-port and
 --webhook-cert-dir, the chart's own Service and ValidatingWebhookConfiguration applied with the
 CA as caBundle (webhook.certManager.enabled=false); then `kubectl apply` of good and bad rentals.
-On the real control plane kube-apiserver finds the webhook through the Service's EndpointSlice
-(`--enable-aggregator-routing`), which names the operator's address as its pod's would.
+There is no pod network: kubesim reaches the Service at the operator's address (an annotation);
+kube-apiserver, which refuses loopback endpoints in an EndpointSlice, is given the chart's
+webhook configuration with the Service reference replaced by that address as a URL (same path,
+same caBundle, same rules).
 """
 
 from __future__ import annotations
@@ -85,29 +87,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, substrate: str) -> Iterato
         cluster.kubectl("create", "namespace", NAMESPACE)
         cluster.start_operator("--metering-interval", "2", "--webhook-port", str(port),
                                "--webhook-cert-dir", str(cert.directory))
-        cluster.kubectl("apply", "-f", "-",
-                        input=yaml.safe_dump_all(chart_webhook(cert.ca_bundle)))
-        route_service_to_operator(cluster, port)
+        objects = chart_webhook(cert.ca_bundle)
+        if cluster.on_kubernetes:
+            objects = [by_url(o, port) for o in objects]
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+        if not cluster.on_kubernetes:
+            cluster.kubectl("annotate", "service", SERVICE, "-n", NAMESPACE,
+                            f"kubesim.dev/webhook-address=127.0.0.1:{port}")
         yield cluster
 
 
-def route_service_to_operator(cluster: Cluster, port: int) -> None:
-    """No pod network here: the webhook Service's endpoint is the operator's own address."""
-    if not cluster.on_kubernetes:
-        cluster.kubectl("annotate", "service", SERVICE, "-n", NAMESPACE,
-                        f"kubesim.dev/webhook-address=127.0.0.1:{port}")
-        return
-    # What the EndpointSlice controller would write for a Ready operator pod at that address
-    # (a slice of our own: that controller manages only the slices it labels as its own).
-    cluster.kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": f"{SERVICE}-operator", "namespace": NAMESPACE,
-                     "labels": {"kubernetes.io/service-name": SERVICE,
-                                "endpointslice.kubernetes.io/managed-by": "e2e.gpurental.dev"}},
-        "addressType": "IPv4",
-        "ports": [{"name": "webhook", "port": port, "protocol": "TCP"}],
-        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
-    }))
+def by_url(obj: dict[str, Any], port: int) -> dict[str, Any]:
+    """The webhook configuration calling the operator's address instead of its Service."""
+    if obj["kind"] != "ValidatingWebhookConfiguration":
+        return obj
+    for webhook in obj["webhooks"]:
+        config = webhook["clientConfig"]
+        path = config.pop("service").get("path", "/")
+        config["url"] = f"https://127.0.0.1:{port}{path}"
+    return obj
 
 
 def apply(cluster: Cluster, manifest: str) -> tuple[bool, str]:

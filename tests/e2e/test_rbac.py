@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,19 @@ def patch_spec(env: Env, name: str, **spec: Any) -> None:
                                               {"spec": spec})
 
 
+def touch_while_metered(env: Env, name: str, seconds: float = 4.0) -> None:
+    """Label writes racing the 1 s heartbeats: a heartbeat conditional on a resourceVersion
+    the label just replaced gets 409, and the operator re-reads the rental (its one GET)."""
+    deadline = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < deadline:
+        count += 1
+        env.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, "team-a", "gpurentals", name,
+            {"metadata": {"labels": {"touched": str(count)}}})
+        time.sleep(0.02)
+
+
 def test_operator_does_its_whole_job_with_the_chart_role(env):
     env.custom.create_namespaced_custom_object(GROUP, VERSION, "team-a", "gpurentals", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "GpuRental",
@@ -156,6 +170,7 @@ def test_operator_does_its_whole_job_with_the_chart_role(env):
         "spec": {"offer": "rtx4090", "gpus": 1, "image": "pytorch/pytorch", "wallet": "team",
                  "storage": {"size": "1Gi"}, "sshKeys": ["ssh-ed25519 AAAAC3Nza alice@laptop"]}})
     eventually(lambda: rental_phase(env, "job") == "Running", timeout=90)
+    touch_while_metered(env, "job")
     patch_spec(env, "job", sshKeys=["ssh-ed25519 AAAAC3Nzb bob@laptop"])
     patch_spec(env, "job", state="Paused")
     eventually(lambda: rental_phase(env, "job") == "Paused", timeout=60)

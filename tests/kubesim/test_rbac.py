@@ -19,16 +19,31 @@ Call = Callable[..., requests.Response]
 
 
 @pytest.fixture
-def token_for(http: Call, emulator: Any) -> Callable[..., Call]:
-    """token_for(user="alice", groups=[...]) or token_for(serviceAccount="ns/name")."""
+def token_for(http: Call, api_server: Any, tmp_path: Any) -> Callable[..., Call]:
+    """token_for(user="alice", groups=[...]) or token_for(serviceAccount="ns/name").
+
+    A user is whatever the substrate authenticates (a kubesim token, a client certificate on
+    the real server); a ServiceAccount's token comes from the TokenRequest API on both."""
+    from gpurental_dev.testing import admin_session
+
     def issue(**who: Any) -> Call:
-        reply = http("POST", "/_kubesim/tokens", json=who)
-        assert reply.status_code == 201, reply.text
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {reply.json()['token']}"
+        if "serviceAccount" in who:
+            namespace, name = who["serviceAccount"].split("/")
+            reply = http("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+                         json={"apiVersion": "authentication.k8s.io/v1",
+                               "kind": "TokenRequest", "spec": {}})
+            assert reply.status_code == 201, reply.text
+            session, url = admin_session(api_server.kubeconfig, tmp_path)
+            session.cert = None
+            session.headers["Authorization"] = f"Bearer {reply.json()['status']['token']}"
+        else:
+            kubeconfig = api_server.user_kubeconfig(who["user"], who.get("groups") or ())
+            folder = tmp_path / who["user"]
+            folder.mkdir(exist_ok=True)
+            session, url = admin_session(kubeconfig, folder)
 
         def call(method: str, path: str, **kwargs: Any) -> requests.Response:
-            return session.request(method, emulator.url + path, timeout=60, **kwargs)
+            return session.request(method, url + path, timeout=60, **kwargs)
         return call
     return issue
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import yaml
 from kubernetes import client
 
 
@@ -23,3 +27,28 @@ def fresh_namespace(api: client.ApiClient, prefix: str = "t") -> Iterator[str]:
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+def admin_session(kubeconfig: Path, workdir: Path) -> tuple[Any, str]:
+    """A `requests` session with a kubeconfig's credentials (token or client certificate)
+    and CA, and the server's URL: raw HTTP as the kubeconfig's user."""
+    import requests
+
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    session = requests.Session()
+    if user.get("token"):
+        session.headers["Authorization"] = f"Bearer {user['token']}"
+
+    def written(name: str, data: str) -> str:
+        path = workdir / name
+        path.write_bytes(base64.b64decode(data))
+        return str(path)
+    if user.get("client-certificate-data"):
+        session.cert = (written("client.crt", user["client-certificate-data"]),
+                        written("client.key", user["client-key-data"]))
+    if cluster.get("certificate-authority-data"):
+        session.verify = written("ca.crt", cluster["certificate-authority-data"])
+    elif cluster.get("insecure-skip-tls-verify"):
+        session.verify = False
+    return session, str(cluster["server"])

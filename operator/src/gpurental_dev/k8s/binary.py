@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,8 +52,17 @@ def cache_root() -> Path:
     return Path(base) / "gpu-rental-operator"
 
 
+def go() -> str:
+    """The Go toolchain: on PATH, else where the machine image installs it."""
+    found = shutil.which("go") or ("/usr/local/go/bin/go"
+                                   if Path("/usr/local/go/bin/go").exists() else None)
+    if found is None:
+        raise RuntimeError("Go is required to build the Kubernetes control plane (testbed/)")
+    return found
+
+
 def _go_version() -> str:
-    result = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True,
+    result = subprocess.run([go(), "env", "GOVERSION"], capture_output=True, text=True,
                             check=True)
     return result.stdout.strip()
 
@@ -91,8 +101,8 @@ def ensure_binary(log: bool = True) -> Built:
             return Built(target, cached=True, seconds=0.0)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
-        cmd = ["go", "build", "-trimpath", "-tags", TAGS, "-ldflags", LDFLAGS,
-               "-o", str(partial), "."]
+        cmd = [go(), "build", "-trimpath", "-buildvcs=false", "-tags", TAGS,
+               "-ldflags", LDFLAGS, "-o", str(partial), "."]
         env = {**os.environ, "CGO_ENABLED": "0"}
         if log:
             print(f"k8s: building {NAME} ({KUBERNETES_VERSION}) into {target.parent}; "
