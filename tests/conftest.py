@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import divergences
 import pytest
 from kubernetes import client, config
 
@@ -33,8 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "api_server" in metafunc.fixturenames:
         names = substrates.selected()
-        if metafunc.definition.get_closest_marker("kubesim_only"):
-            names = [n for n in names if n == substrates.KUBESIM] or [substrates.KUBESIM]
+        if (metafunc.definition.get_closest_marker("kubesim_only")
+                or divergences.reason(metafunc.definition.nodeid)):
+            names = [substrates.KUBESIM]
         metafunc.parametrize("api_server", names, indirect=True, scope="session")
 
 

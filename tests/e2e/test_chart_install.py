@@ -4,8 +4,9 @@
 and the PrometheusRule); everything is `kubectl apply`-ed into a fresh cluster (on each
 substrate) whose only GpuRental CRDs are the chart's. There is no container runtime, so the
 Deployment's container is run as the kubelet would: its exact command, args and env from the
-rendered manifest, authenticated with a token of the chart's ServiceAccount (RBAC enforced). The examples' wallet and rentals must then go Running on the simulated GPU nodes, and
-the chart rendered with `crds.enabled=false` must apply cleanly on top.
+rendered manifest, authenticated with a token of the chart's ServiceAccount (RBAC enforced).
+The examples' wallet and rentals must then go Running on the simulated GPU nodes, and the chart
+rendered with `crds.enabled=false` must apply cleanly on top.
 """
 
 from __future__ import annotations

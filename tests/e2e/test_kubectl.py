@@ -42,7 +42,11 @@ def test_apply_get_patch_delete(rentals: Rentals, kubectl: Kubectl) -> None:
     assert row[6].startswith("$")
     assert kubectl("get", "gr", "-n", ns, "-o", "name").stdout.strip() == \
         "gpurental.gpurental.dev/finetune"
-    assert "finetune" in kubectl("get", "gpurental", "-n", ns).stdout  # the category
+    # The category is no kind's name: the singular names exactly one resource everywhere.
+    assert "finetune" in kubectl("get", "gpurental-all", "-n", ns).stdout
+    assert kubectl("get", "gpurental", "finetune", "-n", ns, "-o", "name").stdout.strip() == \
+        "gpurental.gpurental.dev/finetune"
+    assert "Name:         finetune" in kubectl("describe", "gpurental", "finetune", "-n", ns).stdout
 
     kubectl("patch", "gr", "finetune", "-n", ns, "--type", "merge",
             "-p", '{"spec":{"state":"Paused"}}')

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from gpurental_dev.cluster import Cluster
+from gpurental_dev.substrate import Kubesim
 
 from . import figures
 from .api import Api
@@ -43,7 +44,10 @@ async def measure(cluster: Cluster, scale: figures.Scale, report: Report) -> Non
         "--api-threads", "32")
     assert operator.process is not None
     sampler = figures.Sampler(operator.process.pid)
-    api = Api(cluster.emulator.url, scale.concurrency)
+    # The figures read kubesim's request record and stats (its admin endpoints); the real
+    # control plane's audit log is not wired into them yet.
+    assert isinstance(cluster.substrate, Kubesim), "the bench runs on kubesim"
+    api = Api(cluster.substrate.url, scale.concurrency)
     try:
         names = await figures.provisioning(api, report, scale)
         await figures.stop_latency(api, report, scale, names)

@@ -37,6 +37,8 @@ def admin_session(kubeconfig: Path, workdir: Path) -> tuple[Any, str]:
     config = yaml.safe_load(Path(kubeconfig).read_text())
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
     session = requests.Session()
+    # The machine's REQUESTS_CA_BUNDLE would replace the kubeconfig's CA on every request.
+    session.trust_env = False
     if user.get("token"):
         session.headers["Authorization"] = f"Bearer {user['token']}"
 
