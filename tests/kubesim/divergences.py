@@ -10,16 +10,6 @@ from __future__ import annotations
 
 KUBESIM_DIFFERS = {
     # Objects the real controllers put in every namespace.
-    "test_api_crud.py::test_list_all_namespaces_and_pagination":
-        "the root-ca-cert-publisher adds ConfigMap kube-root-ca.crt to every namespace",
-    "test_api_selectors.py::test_label_selectors":
-        "kube-root-ca.crt (no labels) matches !=, notin and !key selectors",
-    "test_api_selectors.py::test_field_selector_metadata_name":
-        "kube-root-ca.crt matches metadata.name!=b",
-    "test_api_watch.py::test_timeout_seconds_ends_the_stream":
-        "the watch first sees kube-root-ca.crt ADDED",
-    "test_api_crud.py::test_delete_returns_object_then_404":
-        "the serviceaccount controller adds ServiceAccount default to every namespace",
     # Messages and fields.
     "test_api_crud.py::test_unknown_resource_is_404":
         "kube-apiserver answers an unknown resource with a plain-text 404 page, not a Status",
@@ -31,8 +21,6 @@ KUBESIM_DIFFERS = {
         "a ConfigMap is limited to 1 MiB of data (422) well below the 3 MiB body limit",
     "test_api_crud.py::test_persistent_volumes_and_storage_classes":
         "PV status carries lastPhaseTransitionTime",
-    "test_api_crud.py::test_builtin_kinds_are_served":
-        "a ServiceAccount list holds the namespace's default ServiceAccount",
     "test_api_discovery.py::test_events_and_leases_are_ordinary_objects":
         "events.k8s.io/v1 Events need eventTime, reportingController and reportingInstance",
     "test_api_schema.py::test_crd_schema_with_unknown_keyword_is_rejected_when_strict":
@@ -48,23 +36,10 @@ KUBESIM_DIFFERS = {
     "test_api_status.py::test_pod_log_subresource":
         "pods/log of a pod without a node is answered differently (no kubelet to ask)",
     # Controllers that are asynchronous (or absent) in kube-controller-manager.
-    "test_api_lifecycle.py::test_background_cascade_deletes_dependents":
-        "the garbage collector needs owner references with a matching uid and kind",
-    "test_api_lifecycle.py::test_orphan_policy_keeps_dependents_without_the_reference":
-        "the orphan finalizer removes owner references asynchronously",
     "test_api_lifecycle.py::test_graceful_deletion_completes_when_the_period_ends":
-        "no kubelet: a bound pod stays Terminating until its kubelet confirms",
-    "test_api_lifecycle.py::test_deleting_a_crd_deletes_its_resources_and_stops_serving_them":
-        "CRD deletion and its resources' cleanup run asynchronously",
-    "test_api_watch.py::test_send_initial_events_ends_with_marked_bookmark":
-        "sendInitialEvents needs resourceVersionMatch=NotOlderThan and ends differently",
+        "kube-apiserver never ends a bound pod's grace period itself: its kubelet confirms (or "
+        "PodGC force-deletes it once its node is found missing); kubesim's server does",
     # Identities and admission.
-    "test_rbac.py::test_group_and_service_account_subjects":
-        "TokenRequest needs the ServiceAccount to exist",
-    "test_rbac.py::test_non_resource_urls_only_through_cluster_role_bindings":
-        "non-resource URLs the bootstrap policy grants to every authenticated user",
-    "test_rbac.py::test_token_request_tokens_are_judged_as_the_account":
-        "uses kubesim's own token endpoint",
     "test_webhooks.py::test_denial_is_reported_like_kube_apiserver":
         "kube-apiserver picks webhook configurations up asynchronously: wait until active",
     "test_webhooks.py::test_denial_without_a_message": "webhook configuration is asynchronous",

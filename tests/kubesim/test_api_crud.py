@@ -123,8 +123,9 @@ def test_list_all_namespaces_and_pagination(http, namespace):
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     for i in range(5):
         http("POST", path, json=_cm(f"p{i}"))
-    first = http("GET", path, params={"limit": 2}).json()
-    assert [i["metadata"]["name"] for i in first["items"]] == ["p0", "p1"]
+    # Every namespace also holds kube-root-ca.crt (the root-ca-cert-publisher's): page past it.
+    first = http("GET", path, params={"limit": 3}).json()
+    assert [i["metadata"]["name"] for i in first["items"]] == ["kube-root-ca.crt", "p0", "p1"]
     token = first["metadata"]["continue"]
     rest = http("GET", path, params={"limit": 10, "continue": token}).json()
     assert [i["metadata"]["name"] for i in rest["items"]] == ["p2", "p3", "p4"]
@@ -134,12 +135,17 @@ def test_list_all_namespaces_and_pagination(http, namespace):
     assert {"p0", "p4"} <= {i["metadata"]["name"] for i in everywhere["items"]}
 
 
-def test_delete_returns_object_then_404(http, namespace):
+def test_delete_returns_status_then_404(http, namespace):
+    """A built-in kind deleted at once answers a Status naming it (custom resources and
+    pending deletions answer the object)."""
     path = f"/api/v1/namespaces/{namespace}/configmaps"
-    http("POST", path, json=_cm("gone"))
+    made = http("POST", path, json=_cm("gone")).json()
     rsp = http("DELETE", f"{path}/gone")
     assert rsp.status_code == 200
-    assert rsp.json()["metadata"]["name"] == "gone"
+    body = rsp.json()
+    assert (body["kind"], body["status"]) == ("Status", "Success")
+    assert body["details"] == {"name": "gone", "kind": "configmaps",
+                               "uid": made["metadata"]["uid"]}
     assert http("GET", f"{path}/gone").status_code == 404
     assert http("DELETE", f"{path}/gone").status_code == 404
 
@@ -158,7 +164,7 @@ def test_deletecollection_with_label_selector(api_client, namespace):
             namespace, {"metadata": {"name": name, "labels": {"team": team}}})
     core.delete_collection_namespaced_config_map(namespace, label_selector="team=x")
     left = [c.metadata.name for c in core.list_namespaced_config_map(namespace).items]
-    assert left == ["c"]
+    assert left == ["c", "kube-root-ca.crt"]  # the root-ca-cert-publisher's, unlabelled
 
 
 def test_secret_string_data_folds_into_data(api_client, namespace):
@@ -186,7 +192,9 @@ def test_wrong_kind_in_body_is_400(http, namespace):
 def test_builtin_kinds_are_served(http, namespace, path):
     rsp = http("GET", path.format(ns=namespace))
     assert rsp.status_code == 200
-    assert rsp.json()["items"] == []
+    # The serviceaccount controller gives every namespace its `default` account.
+    expected = ["default"] if path.endswith("/serviceaccounts") else []
+    assert [i["metadata"]["name"] for i in rsp.json()["items"]] == expected
 
 
 def test_custom_resource_put_requires_resource_version(http, namespace, widget_crd):

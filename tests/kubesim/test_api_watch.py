@@ -120,7 +120,7 @@ def test_send_initial_events_ends_with_marked_bookmark(http, namespace):
     _cm(http, namespace, "i1")
     events = _events(http, f"/api/v1/namespaces/{namespace}/configmaps", 2,
                      sendInitialEvents="true", resourceVersionMatch="NotOlderThan",
-                     allowWatchBookmarks="true")
+                     allowWatchBookmarks="true", fieldSelector="metadata.name=i1")
     assert events[0]["type"] == "ADDED"
     assert events[1]["type"] == "BOOKMARK"
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
@@ -128,7 +128,8 @@ def test_send_initial_events_ends_with_marked_bookmark(http, namespace):
 
 def test_timeout_seconds_ends_the_stream(http, namespace):
     started = time.monotonic()
-    events = _events(http, f"/api/v1/namespaces/{namespace}/configmaps", 100, timeoutSeconds="1")
+    events = _events(http, f"/api/v1/namespaces/{namespace}/configmaps", 100, timeoutSeconds="1",
+                     labelSelector="nothing=here")
     assert events == []
     assert time.monotonic() - started < 20
 
@@ -156,7 +157,7 @@ def test_watch_in_one_namespace_ignores_others(http, namespace, api_client):
 
 def test_watch_table_stream_for_kubectl(http, namespace):
     _cm(http, namespace, "t")
-    params = {"watch": "true", "timeoutSeconds": "5"}
+    params = {"watch": "true", "timeoutSeconds": "5", "fieldSelector": "metadata.name=t"}
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     with http("GET", f"/api/v1/namespaces/{namespace}/configmaps", params=params,
               headers={"Accept": accept}, stream=True) as rsp:

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from gpurental_dev import substrate as substrates
 from gpurental_dev.cluster import ROOT, Cluster
 
 EXAMPLES = ROOT / "examples"
@@ -104,10 +105,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the cluster running afterwards until Ctrl-C")
     parser.add_argument("--pause", type=float, default=3.0,
                         help="seconds to let the meters run between steps")
+    parser.add_argument("--substrate", choices=substrates.NAMES, default=substrates.KUBESIM,
+                        help="the API server: kubesim (quick, the default) or kubernetes (a "
+                             "real control plane built from the Kubernetes Go modules)")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="gpurental-demo-"))
-    say(f"Starting the emulated cluster in {workdir}")
-    with Cluster(workdir, nodes=NODES) as cluster:
+    what = "emulated" if args.substrate == substrates.KUBESIM else "real Kubernetes"
+    say(f"Starting the {what} cluster in {workdir}")
+    with Cluster(workdir, nodes=NODES, substrate=args.substrate) as cluster:
         operator = cluster.start_operator("--metering-interval", "2")
         print(f"operator up; metrics at {operator.metrics_url}", flush=True)
         story(cluster, args.pause)

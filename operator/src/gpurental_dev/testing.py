@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ def fresh_namespace(api: client.ApiClient, prefix: str = "t") -> Iterator[str]:
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    _wait_populated(core, name)
     try:
         yield name
     finally:
@@ -27,6 +29,22 @@ def fresh_namespace(api: client.ApiClient, prefix: str = "t") -> Iterator[str]:
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+def _wait_populated(core: client.CoreV1Api, namespace: str, timeout: float = 30.0) -> None:
+    """Until the controllers have put their objects in a new namespace: the `default`
+    ServiceAccount (pods are refused without it) and the kube-root-ca.crt ConfigMap. As
+    Kubernetes' own e2e framework does, so no test races them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            core.read_namespaced_service_account("default", namespace)
+            core.read_namespaced_config_map("kube-root-ca.crt", namespace)
+            return
+        except client.ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 def admin_session(kubeconfig: Path, workdir: Path) -> tuple[Any, str]:

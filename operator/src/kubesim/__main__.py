@@ -44,6 +44,7 @@ async def _run(args: argparse.Namespace) -> None:
     if args.tls:
         cert, key = tls.make_certificate(args.kubeconfig.parent / "kubesim-tls", args.host)
         context, ca = tls.server_context(cert, key), tls.ca_data(cert)
+        server.controllers.root_ca = Path(cert).read_text()
     runner, port = await serve(server, args.host, args.port, context)
     url = f"{'https' if args.tls else 'http'}://{args.host}:{port}"
     write_kubeconfig(args.kubeconfig, url, ca_data=ca)

@@ -179,9 +179,21 @@ class Api:
 
     def delete(self, target: Target, query: Mapping[str, str], body: Any) -> tuple[int, bytes]:
         options = _delete_options(query, body)
-        stored = self.store.delete(target.rt, target.namespace or "", target.name, options,
+        rt = target.rt
+        stored = self.store.delete(rt, target.namespace or "", target.name, options,
                                    dry_run=_dry(query, options))
-        return 200, render(target.rt, stored)
+        if rt.custom or stored.obj["metadata"].get("deletionTimestamp"):
+            # Custom resources return what was deleted (ReturnDeletedObject); so does any kind
+            # whose deletion is pending (grace period, finalizers): the object as it now is.
+            return 200, render(rt, stored)
+        # Built-in kinds deleted at once answer a Status, as kube-apiserver's registry does.
+        meta = stored.obj["metadata"]
+        details: dict[str, Any] = {"name": meta["name"], "kind": rt.plural,
+                                   "uid": meta.get("uid")}
+        if rt.group:
+            details["group"] = rt.group
+        return 200, dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                           "status": "Success", "details": details})
 
     def delete_collection(self, target: Target, query: Mapping[str, str],
                           body: Any) -> tuple[int, bytes]:

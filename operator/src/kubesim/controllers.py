@@ -24,6 +24,11 @@ from .store import (
     loads,
 )
 
+ROOT_CA_DESCRIPTION = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+    "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+    "guaranteed across distributions of Kubernetes clusters.")
+
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +52,9 @@ class Controllers:
         self._foreground: set[tuple[tuple[str, str], str, str]] = set()
         store.on_foreground = self._foreground_started
         store.on_graceful = self._schedule_grace_expiry
+        store.on_namespace_added = lambda name: self.queue.put_nowait(("populate", name))
+        # The CA bundle kube-root-ca.crt publishes (the serving certificate's, with --tls).
+        self.root_ca = ""
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -74,8 +82,29 @@ class Controllers:
                 elif what == "claims":
                     self._claims_queued.discard(arg)
                     self.release_claims(arg)
+                elif what == "populate":
+                    self.populate_namespace(arg)
             except Exception:  # a controller bug must not stop collection for good
                 log.exception("controller failed on %s %s", what, arg)
+
+    def populate_namespace(self, namespace: str) -> None:
+        """What kube-controller-manager puts in every new namespace, a moment after it exists:
+        the `default` ServiceAccount (serviceaccount controller) and the `kube-root-ca.crt`
+        ConfigMap (root-ca-cert-publisher)."""
+        defaults = (
+            ("serviceaccounts", {"metadata": {"name": "default"}}),
+            ("configmaps", {"metadata": {"name": "kube-root-ca.crt", "annotations": {
+                "kubernetes.io/description": ROOT_CA_DESCRIPTION}},
+                "data": {"ca.crt": self.root_ca}}),
+        )
+        for plural, body in defaults:
+            rt = self.store.registry.get("", "v1", plural)
+            assert rt is not None
+            try:
+                self.store.create(rt, namespace, body)
+            except ApiError as exc:
+                if exc.code not in (404, 409, 403):  # gone, already there, terminating
+                    raise
 
     def collect(self, owner_uid: str) -> None:
         """An owner is gone: delete dependents left without owners, unlink the others."""

@@ -71,9 +71,6 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj["status"] = {}
     elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         obj["status"] = crd_status(obj)
-        finalizers = obj["metadata"].setdefault("finalizers", [])
-        if "customresourcecleanup.apiextensions.k8s.io" not in finalizers:
-            finalizers.append("customresourcecleanup.apiextensions.k8s.io")
 
 
 # The DefaultTolerationSeconds admission plugin (on by default in kube-apiserver): a pod rides

@@ -89,6 +89,8 @@ class Store:
         # An object now waits for its dependents (foreground deletion): (group/resource, ns, name).
         self.on_foreground: Callable[[tuple[str, str], str, str], None] = lambda *_: None
         self.on_pod_changed: Callable[[str], None] = lambda namespace: None
+        # A namespace was created (controllers put their per-namespace objects in it).
+        self.on_namespace_added: Callable[[str], None] = lambda name: None
         # Admission (hooks.Hooks.admit): stage, operation, group, version, resource, obj, old.
         self.admission: Callable[..., None] = lambda *args: None
         # A running pod deleted with a grace period: the kubelet (or, failing it, the server
@@ -147,6 +149,8 @@ class Store:
             self.on_terminating(rt, obj)
         if rt.group_resource == POD_GR:
             self.on_pod_changed(meta.get("namespace", ""))
+        elif rt.group_resource == NS_GR and kind == "ADDED":
+            self.on_namespace_added(name)
         return stored
 
     def _index(self, rt: ResourceType, stored: Stored, old: Stored | None) -> None:
@@ -202,7 +206,7 @@ class Store:
         else:
             meta.pop("namespace", None)
         if rt.custom:
-            self._check_crd_open(rt)
+            self._check_crd_open(rt, str(meta.get("name") or ""))
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(
                 random.choices(_GENERATE_ALPHABET, k=5))
@@ -243,15 +247,16 @@ class Store:
                 f"version ({rt.api_version})" if api_version != rt.api_version else
                 f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
 
-    def _check_crd_open(self, rt: ResourceType) -> None:
+    def _check_crd_open(self, rt: ResourceType, name: str) -> None:
         crds = self.collections.get(CRD_GR)
         for crd in crds.iter(None) if crds else ():
             spec = crd.obj.get("spec") or {}
             if spec.get("group") == rt.group and (spec.get("names") or {}).get(
                     "plural") == rt.plural and crd.obj["metadata"].get("deletionTimestamp"):
-                raise ApiError(405, "MethodNotAllowed",
-                               "create not allowed while custom resource definition is "
-                               "terminating", {})
+                raise ApiError(403, "Forbidden",
+                               f'{rt.plural}.{rt.group} "{name}" is forbidden: create not '
+                               "allowed while custom resource definition is terminating",
+                               {"name": name, "group": rt.group, "kind": rt.plural})
 
     def _check_namespace_open(self, namespace: str) -> None:
         phase = self.namespace_phase(namespace)
@@ -394,6 +399,10 @@ class Store:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan" and not dry_run:
             self.orphan(meta["uid"])
+        if rt.group_resource == CRD_GR and CRD_CLEANUP not in finalizers:
+            # The CRD registry adds its cleanup finalizer on the first DELETE (not at create):
+            # the CRD then waits for the finalizer controller to remove its resources.
+            finalizers.append(CRD_CLEANUP)
         grace = _grace_period(rt, old.obj, options)
         is_ns = rt.group_resource == NS_GR
         if not finalizers and not is_ns and grace == 0:
