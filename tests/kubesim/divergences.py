@@ -40,21 +40,10 @@ KUBESIM_DIFFERS = {
         "kube-apiserver never ends a bound pod's grace period itself: its kubelet confirms (or "
         "PodGC force-deletes it once its node is found missing); kubesim's server does",
     # Identities and admission.
-    "test_webhooks.py::test_denial_is_reported_like_kube_apiserver":
-        "kube-apiserver picks webhook configurations up asynchronously: wait until active",
-    "test_webhooks.py::test_denial_without_a_message": "webhook configuration is asynchronous",
-    "test_webhooks.py::test_rules_and_selectors_decide_who_is_asked":
-        "webhook configuration is asynchronous",
-    "test_webhooks.py::test_failure_policy_and_timeout": "webhook configuration is asynchronous",
-    "test_webhooks.py::test_ca_bundle_is_verified":
-        "Go's TLS error reads x509: ... not CERTIFICATE_VERIFY_FAILED",
-    "test_webhooks.py::test_response_uid_must_match": "webhook configuration is asynchronous",
     "test_webhooks.py::test_service_reference_with_matching_certificate":
         "Services resolve through EndpointSlices, which refuse loopback addresses",
     "test_webhooks.py::test_service_reference_resolves_through_the_address_annotation":
         "the address annotation is kubesim's own",
-    "test_webhooks.py::test_mutating_webhook_patches_the_object":
-        "webhook configuration is asynchronous",
 }
 
 # What only kubesim has: its own flags (history size), admin endpoints, fault injection.

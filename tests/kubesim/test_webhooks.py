@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 import uuid
+from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,7 +40,9 @@ class Webhook:
             def do_POST(self) -> None:
                 review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.reviews.append(review)
-                body = json.dumps(outer.answer(self.path, review["request"])).encode()
+                # kube-apiserver adds ?timeout=10s: answer by the path alone.
+                path = urlsplit(self.path).path
+                body = json.dumps(outer.answer(path, review["request"])).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -103,20 +106,46 @@ def scoped(http: Call, namespace: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def register(http: Call) -> Iterator[Callable[..., str]]:
-    """register(kind, webhook dicts...) -> config name; deleted after the test."""
+def register(http: Call, webhook: Webhook, cert: ServingCert) -> Iterator[Callable[..., str]]:
+    """register(kind, webhook dicts...) -> config name, once the API server applies it;
+    deleted after the test.
+
+    kube-apiserver picks configurations up asynchronously (an informer), so, as Kubernetes' own
+    e2e tests do, each configuration carries a marker webhook that denies only objects labelled
+    with its name: once a marker object is denied, the whole configuration is in force.
+    """
     made: list[str] = []
 
     def create(kind: str, *webhooks: dict[str, Any]) -> str:
         name = f"cfg-{uuid.uuid4().hex[:8]}"
+        # In `default`, which the tests' own hooks never select.
+        marker = hook(f"marker-{name}.kubesim.test", url(webhook, cert, "/deny"),
+                      {"matchLabels": {"kubernetes.io/metadata.name": "default"}},
+                      objectSelector={"matchLabels": {"marker": name}})
         reply = http("POST", f"{ADM}/{kind}",
-                     json={"metadata": {"name": name}, "webhooks": list(webhooks)})
+                     json={"metadata": {"name": name}, "webhooks": [*webhooks, marker]})
         assert reply.status_code == 201, reply.text
         made.append(f"{ADM}/{kind}/{name}")
+        _wait_in_force(http, name)
         return name
     yield create
     for path in made:
         http("DELETE", path)
+
+
+def _wait_in_force(http: Call, name: str, timeout: float = 30.0) -> None:
+    path = "/api/v1/namespaces/default/configmaps"
+    probe = {"metadata": {"name": f"marker-{name}", "labels": {"marker": name}},
+             "data": {"bad": "marker"}}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = http("POST", path, json=probe)
+        if reply.status_code == 201:  # not in force yet: try again
+            http("DELETE", f"{path}/marker-{name}")
+        elif "data.bad: marker is bad" in reply.text:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"webhook configuration {name} never came into force: {reply.text}")
 
 
 def hook(name: str, client_config: dict[str, Any], selector: dict[str, Any],
@@ -136,7 +165,7 @@ def configmap(name: str, **data: str) -> dict[str, Any]:
 
 
 def test_denial_is_reported_like_kube_apiserver(http, namespace, webhook, cert, scoped,
-                                                register):
+                                                register, api_server):
     register("validatingwebhookconfigurations",
              hook("deny.kubesim.test", url(webhook, cert, "/deny"), scoped))
     path = f"/api/v1/namespaces/{namespace}/configmaps"
@@ -152,7 +181,7 @@ def test_denial_is_reported_like_kube_apiserver(http, namespace, webhook, cert, 
     assert request["namespace"] == namespace and request["name"] == "yes"
     assert request["kind"] == {"group": "", "version": "v1", "kind": "ConfigMap"}
     assert request["resource"] == {"group": "", "version": "v1", "resource": "configmaps"}
-    assert request["userInfo"]["username"] == "kubesim-admin"
+    assert request["userInfo"]["username"] == api_server.admin_user
     assert request["object"]["data"] == {"good": "1"} and request["oldObject"] is None
     # An update that makes it bad is denied too, and the review carries the old object.
     update = http("PATCH", f"{path}/yes", json={"data": {"bad": "x"}},
@@ -205,7 +234,8 @@ def test_failure_policy_and_timeout(http, namespace, webhook, cert, scoped, regi
     assert failed.status_code == 500
     assert failed.json()["message"].startswith(
         'Internal error occurred: failed calling webhook "slow.kubesim.test": '
-        f'failed to call webhook: Post "https://127.0.0.1:{webhook.port}/slow"')
+        f'failed to call webhook: Post "https://127.0.0.1:{webhook.port}/slow?timeout=1s": '
+        "context deadline exceeded")
     http("DELETE", f"{ADM}/validatingwebhookconfigurations/{name}")
     register("validatingwebhookconfigurations",
              hook("gone.kubesim.test", {"url": "https://127.0.0.1:1/none",
@@ -222,7 +252,8 @@ def test_ca_bundle_is_verified(http, namespace, webhook, cert, scoped, register,
                    "caBundle": other.ca_bundle}, scoped))
     failed = http("POST", f"/api/v1/namespaces/{namespace}/configmaps", json=configmap("a"))
     assert failed.status_code == 500
-    assert "CERTIFICATE_VERIFY_FAILED" in failed.json()["message"]
+    assert ("tls: failed to verify certificate: x509: certificate signed by unknown authority"
+            in failed.json()["message"])
 
 
 def test_response_uid_must_match(http, namespace, webhook, cert, scoped, register):

@@ -55,6 +55,7 @@ Request = dict[str, Any]
 class Substrate(Protocol):
     name: str
     kubeconfig: Path
+    admin_user: str  # who the admin kubeconfig authenticates as
 
     def node_args(self) -> list[str]: ...
 
@@ -71,6 +72,7 @@ class Substrate(Protocol):
 
 class Kubesim:
     name = KUBESIM
+    admin_user = "kubesim-admin"
 
     def __init__(self, emulator: Emulator, owned: bool = True) -> None:
         self.emulator = emulator
@@ -119,6 +121,7 @@ class Kubesim:
 
 class Kubernetes:
     name = KUBERNETES
+    admin_user = "admin"  # the client certificate's CN (in group system:masters)
     # The node-lifecycle controller needs a heartbeat well inside its grace period.
     LEASE_INTERVAL = 5.0
 

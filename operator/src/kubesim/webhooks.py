@@ -19,6 +19,7 @@ not call back into this emulator while answering.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import json
 import socket
@@ -235,6 +236,9 @@ def post(endpoint: Endpoint, webhook: dict[str, Any], review: dict[str, Any]) ->
     context = ssl.create_default_context(
         cadata=base64.b64decode(bundle).decode() if bundle else None)
     timeout = float(webhook.get("timeoutSeconds") or 10)
+    # kube-apiserver tells the webhook its deadline in the query, as ?timeout=10s.
+    endpoint = dataclasses.replace(endpoint, path=endpoint.path + (
+        "&" if "?" in endpoint.path else "?") + f"timeout={int(timeout)}s")
     connection = _Connection(endpoint, context, timeout)
     try:
         connection.request("POST", endpoint.path, json.dumps(review),
@@ -245,6 +249,14 @@ def post(endpoint: Endpoint, webhook: dict[str, Any], review: dict[str, Any]) ->
             raise ValueError(f'failed to call webhook: Post "{endpoint.url}": '
                              f"status {reply.status}")
         return json.loads(body)
+    except ssl.SSLCertVerificationError as exc:
+        # Worded as Go's crypto/tls and x509 report it in kube-apiserver.
+        raise ValueError(f'failed to call webhook: Post "{endpoint.url}": tls: failed to '
+                         "verify certificate: x509: certificate signed by unknown authority "
+                         f"({exc.verify_message})") from exc
+    except TimeoutError as exc:  # Go's word for a request past its deadline
+        raise ValueError(f'failed to call webhook: Post "{endpoint.url}": '
+                         "context deadline exceeded") from exc
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f'failed to call webhook: Post "{endpoint.url}": {exc}') from exc
     finally:
