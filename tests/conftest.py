@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,22 @@ def widget_crd(api_client: client.ApiClient) -> dict[str, str]:
     except client.ApiException as exc:
         if exc.status != 409:
             raise
+    # Served (and in discovery) once Established: a moment after creation on a real server.
+    custom = client.CustomObjectsApi(api_client)
+    deadline = time.monotonic() + 60
+    while not _served(custom):
+        if time.monotonic() > deadline:
+            raise AssertionError("the Widget CRD was never served")
+        time.sleep(0.1)
     return {"group": "kubesim.test", "version": "v1", "plural": "widgets"}
+
+
+def _served(custom: client.CustomObjectsApi) -> bool:
+    try:
+        custom.list_cluster_custom_object("kubesim.test", "v1", "widgets", limit=1)
+    except client.ApiException:
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")

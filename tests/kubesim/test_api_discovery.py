@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -53,7 +55,12 @@ def test_crd_is_established(http, widget_crd):
 
 
 def test_openapi_v3_advertises_field_validation(http, widget_crd):
-    root = http("GET", "/openapi/v3").json()["paths"]
+    # A new CRD's group joins /openapi/v3 when the OpenAPI controller has built it: seconds
+    # after the CRD is served, on a real server.
+    deadline = time.monotonic() + 60
+    while "apis/kubesim.test/v1" not in (root := http("GET", "/openapi/v3").json()["paths"]):
+        assert time.monotonic() < deadline, "the Widget group never reached /openapi/v3"
+        time.sleep(0.2)
     assert {"api/v1", "apis/apps/v1", "apis/kubesim.test/v1"} <= set(root)
     doc = http("GET", root["apis/kubesim.test/v1"]["serverRelativeURL"]).json()
     patches = [op["patch"] for op in doc["paths"].values() if "patch" in op]

@@ -76,7 +76,8 @@ def test_watch_dropped_with_410(emu):
     requests.post(f"{emu.url}/_kubesim/faults", json={"verb": "watch", "watch": "gone",
                                                       "after_events": 1}, timeout=30)
     rsp = requests.get(f"{emu.url}/api/v1/namespaces/default/configmaps",
-                       params={"watch": "true", "timeoutSeconds": "20"}, stream=True, timeout=30)
+                       params={"watch": "true", "timeoutSeconds": "20",
+                               "fieldSelector": "metadata.name=w1"}, stream=True, timeout=30)
     lines = [json.loads(line) for line in rsp.iter_lines() if line]
     assert [e["type"] for e in lines] == ["ADDED", "ERROR"]
     assert lines[1]["object"]["code"] == 410

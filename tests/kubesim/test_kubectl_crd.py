@@ -229,11 +229,15 @@ spec: {budget: "500.00"}
     (row,) = parse_table(by_short)
     assert row["NAME"] == "finetune"
     assert row["GPUS"] == "2" and row["OFFER"] == "rtx4090"
-    # The category "gpurental" wins over the singular resource name of the same spelling:
-    # kubectl expands categories first, so it lists every kind of the category.
-    out = sim_kubectl("get", "gpurental", "-n", sim_namespace, "-o", "name").stdout
+    # kubectl expands a category before it resolves a resource name, so the category is named
+    # unlike every kind: `gpurental-all` lists every kind, `gpurental` means rentals only.
+    out = sim_kubectl("get", "gpurental-all", "-n", sim_namespace, "-o", "name").stdout
     assert set(out.split()) == {"gpurental.gpurental.dev/finetune",
                                 "wallet.gpurental.dev/default"}
+    out = sim_kubectl("get", "gpurental", "-n", sim_namespace, "-o", "name").stdout
+    assert out.split() == ["gpurental.gpurental.dev/finetune"]
+    assert sim_kubectl("get", "gpurental", "finetune", "-n", sim_namespace, "-o",
+                       "name").stdout.strip() == "gpurental.gpurental.dev/finetune"
 
 
 # -- validation ---------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ import ssl
 import threading
 import time
 import uuid
-from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
