@@ -34,6 +34,7 @@ from e2e_support import GROUP, VERSION, Rentals, eventually
 from kubernetes import client, watch
 
 from gpurental_dev.cluster import Cluster
+from gpurental_dev.substrate import Kubesim
 
 PRICE = Decimal("360.00")  # per GPU hour: 10 cents a second, so every second shows in cents
 OFFER = f"""
@@ -48,9 +49,10 @@ NODES = [f"gpu-{i}=NVIDIA-GeForce-RTX-4090:8" for i in range(32)]
 
 
 def admin(cluster: Cluster, what: str, method: str, body: Any = None) -> Any:
-    """Call one of the emulator's `/_kubesim/` admin endpoints."""
+    """Call one of kubesim's `/_kubesim/` admin endpoints (fault injection is kubesim's)."""
+    assert isinstance(cluster.substrate, Kubesim), "fault injection needs kubesim"
     request = urllib.request.Request(
-        f"{cluster.emulator.url}/_kubesim/{what}", method=method,
+        f"{cluster.substrate.url}/_kubesim/{what}", method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:

@@ -4,6 +4,8 @@ converges to the same invariants as after crashes (see chaos_support).
 
 Its own cluster: the faults hit every client of the namespace, the simulated kubelet and this
 test included, as they would in a real cluster. `CHAOS_FAULT_RATE` scales every rule's rate.
+Kubesim only: the faults are injected by kubesim (a fault-injecting proxy in front of the real
+API server would carry it over; the crash chaos test runs on both substrates).
 """
 
 from __future__ import annotations
