@@ -159,5 +159,5 @@ def test_status_is_validated_on_status_writes(http, namespace, widget_crd):
     assert ok.status_code == 200
     rsp = http("PATCH", path, headers=merge, json={"status": {"since": "yesterday"}})
     assert _error(rsp) == ('Widget.kubesim.test "w" is invalid: status.since: Invalid value: '
-                           '"yesterday": status.since in body must be of type date-time: '
+                           '"yesterday": since in body must be of type date-time: '
                            '"yesterday"')

@@ -128,10 +128,11 @@ class Api:
         if target.subresource == "scale":
             return self._write_scale(target, body)
         if target.rt.custom and not (body.get("metadata") or {}).get("resourceVersion"):
-            # Custom resources do not allow unconditional updates.
-            raise errors.invalid(target.rt.kind, target.rt.group, target.name, [errors.FieldError(
-                "metadata.resourceVersion", "FieldValueInvalid", "must be specified for an update",
-                errors.Bare("0x0"))])
+            # Custom resources do not allow unconditional updates. The error names the
+            # resource (widgets.group), as the custom resource registry's update does.
+            raise errors.invalid(target.rt.plural, target.rt.group, target.name, [
+                errors.FieldError("metadata.resourceVersion", "FieldValueInvalid",
+                                  "must be specified for an update", errors.Bare("0"))])
         stored = self.store.update(target.rt, target.namespace or "", target.name, body,
                                    subresource=target.subresource, strict=_strict(query),
                                    dry_run=_dry(query), warnings=warnings)

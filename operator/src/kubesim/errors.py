@@ -137,3 +137,12 @@ def method_not_allowed(message: str = "the server does not allow this method on 
 
 def unknown_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+class PageNotFound(ApiError):
+    """A path under no served group/version: kube-apiserver's mux answers plain text."""
+
+    TEXT = "404 page not found\n"
+
+    def __init__(self) -> None:
+        super().__init__(404, "NotFound", self.TEXT.strip(), {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import FieldError
@@ -50,7 +51,8 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
     elif key == ("", "persistentvolumes"):
         obj.setdefault("spec", {}).setdefault("persistentVolumeReclaimPolicy", "Retain")
         obj["spec"].setdefault("volumeMode", "Filesystem")
-        obj["status"] = {"phase": "Pending"}
+        obj["status"] = {"phase": "Pending",
+                         "lastPhaseTransitionTime": obj["metadata"]["creationTimestamp"]}
     elif key == ("", "secrets"):
         _fold_string_data(obj)
         obj.setdefault("type", "Opaque")
@@ -103,6 +105,33 @@ def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -
             new["metadata"]["name"]
     elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         new["status"] = crd_status(new)
+    prepare_status_update(rt, new, old)
+
+
+def prepare_status_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A PersistentVolume records when its phase last changed (GA since 1.31)."""
+    if (rt.group, rt.plural) != ("", "persistentvolumes") or "status" not in new:
+        return
+    status, before = new["status"], old.get("status") or {}
+    if status.get("phase") != before.get("phase"):
+        status["lastPhaseTransitionTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif "lastPhaseTransitionTime" in before:
+        status["lastPhaseTransitionTime"] = before["lastPhaseTransitionTime"]
+
+
+# ConfigMaps and Secrets hold at most 1 MiB of data (ValidateConfigMap, ValidateSecret).
+MAX_DATA_BYTES = 1024 * 1024
+
+
+def validate(rt: ResourceType, obj: dict[str, Any]) -> list[FieldError]:
+    """Checks of a built-in kind's content, on create and update."""
+    if (rt.group, rt.plural) == ("", "configmaps"):
+        size = sum(len(str(v).encode()) for v in (obj.get("data") or {}).values()) + sum(
+            len(base64.b64decode(v)) for v in (obj.get("binaryData") or {}).values())
+        if size > MAX_DATA_BYTES:
+            return [FieldError("[]", "FieldValueTooLong",
+                               f"may not be more than {MAX_DATA_BYTES} bytes", show_value=False)]
+    return []
 
 
 def validate_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:

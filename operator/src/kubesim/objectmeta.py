@@ -29,7 +29,10 @@ def validate(meta: dict[str, Any], dns_label: bool = False) -> list[FieldError]:
     if not name:
         problems.append(FieldError("metadata.name", "FieldValueRequired",
                                    "name or generateName is required", show_value=False))
-    elif dns_label and (len(name) > 63 or "." in name or not _NAME_RE.match(name)):
+    elif dns_label and "." in name:  # kube-apiserver 1.37 says so before anything else
+        problems.append(FieldError("metadata.name", "FieldValueInvalid", "must not contain dots",
+                                   name))
+    elif dns_label and (len(name) > 63 or not _NAME_RE.match(name)):
         problems.append(FieldError("metadata.name", "FieldValueInvalid", _LABEL_MSG, name))
     elif len(name) > 253 or not _NAME_RE.match(name):
         problems.append(FieldError("metadata.name", "FieldValueInvalid", _DNS_MSG, name))

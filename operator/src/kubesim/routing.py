@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import unknown_path
+from .errors import PageNotFound, unknown_path
 from .hooks import RequestInfo
 from .resources import Registry, ResourceType
 
@@ -57,6 +57,8 @@ def resolve(registry: Registry, info: RequestInfo) -> Target:
     """Find the resource type; unknown groups, versions and resources are a plain 404."""
     rt = registry.get(info.group, info.version, info.resource)
     if rt is None:
+        if not registry.in_group_version(info.group, info.version):
+            raise PageNotFound()
         raise unknown_path()
     if rt.namespaced:
         namespace: str | None = info.namespace or None

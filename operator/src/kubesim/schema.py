@@ -183,8 +183,10 @@ def _check_string(value: str, schema: dict[str, Any], path: str,
         errors.append(FieldError(path, "FieldValueInvalid",
                                  f"{path} in body should match '{pattern}'", value))
     if schema.get("format") == "date-time" and not _DATE_TIME.match(value):
+        # kube-openapi's format check names the property alone, not its path.
+        leaf = path.rsplit(".", 1)[-1]
         errors.append(FieldError(path, "FieldValueInvalid",
-                                 f"{path} in body must be of type date-time: \"{value}\"", value))
+                                 f"{leaf} in body must be of type date-time: \"{value}\"", value))
 
 
 def _num(n: float) -> str:

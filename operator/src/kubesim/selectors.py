@@ -104,8 +104,10 @@ def field_matcher(selector: str | None, allowed: tuple[str, ...]) -> Matcher | N
         if not m:
             raise bad_request(f"invalid selector: '{selector}'; can't understand '{term}'")
         key, op, val = m.groups()
-        if key not in ("metadata.name", "metadata.namespace") and key not in allowed:
-            raise bad_request(f"field label not supported: {key}")
+        known = ("metadata.name", "metadata.namespace", *allowed)
+        if key not in known:
+            raise bad_request(f'"{key}" is not a known field selector: only '
+                              + ", ".join(f'"{k}"' for k in known))
         reqs.append((key, op != "!=", val))
 
     def match(obj: dict[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from aiohttp import web
 from . import admin, discovery, logs, openapi, rbac, webhooks
 from .api import JSON, Api, parse_body
 from .controllers import Controllers
-from .errors import ApiError, unknown_path
+from .errors import ApiError, PageNotFound, unknown_path
 from .faults import Faults, RequestRecord
 from .hooks import CURRENT, Hooks, RequestInfo
 from .routing import Target, request_info, resolve
@@ -76,6 +76,9 @@ class Server:
             response = await self._serve(request, info, rules)
             status = response.status
             return response
+        except PageNotFound as exc:
+            status = exc.code
+            return web.Response(status=404, text=exc.TEXT, content_type="text/plain")
         except ApiError as exc:
             status = exc.code
             return _json(exc.code, dumps(exc.status()), exc.headers)

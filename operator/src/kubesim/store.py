@@ -281,6 +281,7 @@ class Store:
             problems += outcome.errors
         else:
             unknown = kinds.drop_unknown_fields(rt, obj)
+            problems += kinds.validate(rt, obj)
         if unknown:
             if strict:
                 raise errors.bad_request(
@@ -333,6 +334,7 @@ class Store:
                 new["status"] = body["status"]
             else:
                 new.pop("status", None)
+            kinds.prepare_status_update(rt, new, old)
             return new
         new = body
         new["metadata"] = meta = dict(body["metadata"])
