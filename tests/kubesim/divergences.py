@@ -9,31 +9,20 @@ only shrink; `tests/kubesim/SERVER_BUGS.md` records the fixes.
 from __future__ import annotations
 
 KUBESIM_DIFFERS = {
-    # Objects the real controllers put in every namespace.
-    # Messages and fields.
-    "test_api_discovery.py::test_events_and_leases_are_ordinary_objects":
-        "events.k8s.io/v1 Events need eventTime, reportingController and reportingInstance",
-    "test_api_schema.py::test_crd_schema_with_unknown_keyword_is_rejected_when_strict":
-        "CRD schema errors are worded otherwise",
-    "test_api_patch.py::test_strategic_merge_merges_containers_and_env_by_name":
-        "a strategic merge keeps the patch's list order for merged env entries",
-    "test_api_protobuf.py::test_configmap_posted_as_protobuf":
-        "the answer to a protobuf request is protobuf unless JSON is asked for",
-    "test_api_status.py::test_pod_log_subresource":
-        "pods/log of a pod without a node is answered differently (no kubelet to ask)",
-    # Controllers that are asynchronous (or absent) in kube-controller-manager.
     "test_api_lifecycle.py::test_graceful_deletion_completes_when_the_period_ends":
         "kube-apiserver never ends a bound pod's grace period itself: its kubelet confirms (or "
         "PodGC force-deletes it once its node is found missing); kubesim's server does",
-    # Identities and admission.
     "test_webhooks.py::test_service_reference_with_matching_certificate":
-        "Services resolve through EndpointSlices, which refuse loopback addresses",
-    "test_webhooks.py::test_service_reference_resolves_through_the_address_annotation":
-        "the address annotation is kubesim's own",
+        "Services resolve through EndpointSlices, which refuse loopback addresses, so no "
+        "Service can reach a webhook served on this machine's loopback",
 }
 
 # What only kubesim has: its own flags (history size), admin endpoints, fault injection.
 KUBESIM_ONLY = {
+    "test_webhooks.py::test_service_reference_resolves_through_the_address_annotation":
+        "the address annotation is kubesim's own",
+    "test_api_status.py::test_pod_log_subresource":
+        "logs come from a kubelet; kubesim serves an annotation instead",
     "test_api_watch.py::test_too_old_version_is_410_gone": "kubesim's --history-size",
     "test_api_watch.py::test_kubernetes_client_raises_410": "kubesim's --history-size",
 }

@@ -128,7 +128,7 @@ def test_event_table_names_the_object(http, namespace):
         "metadata": {"name": "e1"}, "reason": "Started", "note": "n", "type": "Normal",
         "eventTime": "2026-01-01T00:00:00.000000Z", "action": "A",
         "reportingController": "x", "reportingInstance": "y",
-        "regarding": {"kind": "Pod", "name": "p"}}),
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "{ns}"}}),
     ("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases", {
         "metadata": {"name": "leader"}, "spec": {"holderIdentity": "me",
                                                  "leaseDurationSeconds": 15}}),

@@ -80,7 +80,8 @@ def test_strategic_merge_merges_containers_and_env_by_name(http, namespace):
     containers = rsp.json()["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["a", "b"]
     assert containers[0]["image"] == "img:9"
-    assert containers[0]["env"] == [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]
+    # The patch's new entry comes first (apimachinery's normalizeElementOrder).
+    assert containers[0]["env"] == [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]
     deleted = http("PATCH", f"{path}/d", headers=SMP, json={"spec": {"template": {"spec": {
         "containers": [{"name": "b", "$patch": "delete"}]}}}}).json()
     assert [c["name"] for c in deleted["spec"]["template"]["spec"]["containers"]] == ["a"]

@@ -142,7 +142,7 @@ def test_crd_schema_with_unknown_keyword_is_rejected_when_strict(http):
     assert rsp.json()["message"].startswith(
         'CustomResourceDefinition in version "v1" cannot be handled as a '
         'CustomResourceDefinition: strict decoding error: unknown field "spec.versions[0].schema.'
-        'openAPIV3Schema.properties[spec].properties[x].for display."')
+        'openAPIV3Schema.properties.spec.properties.x.for display."')
     assert http("POST", path, json=crd).status_code == 201
     stored = http("GET", f"{path}/typos.kubesim.test").json()
     x = stored["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][

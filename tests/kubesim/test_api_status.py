@@ -81,8 +81,10 @@ def test_pod_status_subresource(http, namespace):
 
 def test_pod_binding_sets_node_name(http, namespace):
     path = f"/api/v1/namespaces/{namespace}/pods"
+    # A scheduler of no one's: kube-scheduler must not race the test's own binding.
     http("POST", path, json={"metadata": {"name": "b"},
-                             "spec": {"containers": [{"name": "c", "image": "i"}]}})
+                             "spec": {"schedulerName": "by-hand",
+                                      "containers": [{"name": "c", "image": "i"}]}})
     rsp = http("POST", f"{path}/b/binding", json={
         "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "b"},
         "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}})

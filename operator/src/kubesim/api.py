@@ -42,7 +42,8 @@ def render(rt: ResourceType, stored: Stored) -> bytes:
 
 def selector(target: Target, query: Mapping[str, str]) -> Matcher | None:
     return combine(label_matcher(query.get("labelSelector")),
-                   field_matcher(query.get("fieldSelector"), target.rt.field_selectors))
+                   field_matcher(query.get("fieldSelector"), target.rt.field_selectors,
+                                 custom=target.rt.custom))
 
 
 def parse_body(raw: bytes, content_type: str) -> Any:

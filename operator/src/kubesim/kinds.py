@@ -125,6 +125,13 @@ MAX_DATA_BYTES = 1024 * 1024
 
 def validate(rt: ResourceType, obj: dict[str, Any]) -> list[FieldError]:
     """Checks of a built-in kind's content, on create and update."""
+    if (rt.group, rt.plural) == ("events.k8s.io", "events"):
+        # Validated as the internal Event: what it regards lives in the event's namespace.
+        regarding = obj.get("regarding") or {}
+        namespace = obj["metadata"].get("namespace", "")
+        if regarding.get("namespace", "") != namespace:
+            return [FieldError("involvedObject.namespace", "FieldValueInvalid",
+                               "does not match event.namespace", regarding.get("namespace", ""))]
     if (rt.group, rt.plural) == ("", "configmaps"):
         size = sum(len(str(v).encode()) for v in (obj.get("data") or {}).values()) + sum(
             len(base64.b64decode(v)) for v in (obj.get("binaryData") or {}).values())
@@ -229,7 +236,8 @@ def _walk_schema(schema: dict[str, Any], path: str, unknown: list[str]) -> None:
     for key in ("properties", "patternProperties", "definitions"):
         for name, sub in (schema.get(key) or {}).items():
             if isinstance(sub, dict):
-                _walk_schema(sub, f"{path}.{key}[{name}]", unknown)
+                # Map keys are dotted, as the strict decoder prints them.
+                _walk_schema(sub, f"{path}.{key}.{name}", unknown)
     for key in ("items", "additionalProperties", "not", "additionalItems"):
         sub = schema.get(key)
         if isinstance(sub, dict):

@@ -231,4 +231,33 @@ def _merge_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
             out.append(strategic_merge({}, item))
         else:
             out[pos] = strategic_merge(out[pos], item)
+    return _normalize_order(out, patch, current, key)
+
+
+def _normalize_order(merged: list[Any], patch: list[Any], current: list[Any],
+                     key: str) -> list[Any]:
+    """apimachinery's normalizeElementOrder: the patch's items in the patch's order, the
+    server-only items in the server's order, merged so that two items the server has both keep
+    the server's relative order (and otherwise the patch's item comes first)."""
+    def key_of(item: Any) -> Any:
+        return item.get(key) if isinstance(item, dict) else item
+    patch_keys = [key_of(p) for p in patch if isinstance(p, dict)]
+    server = [key_of(c) for c in current]
+    left = sorted((m for m in merged if key_of(m) in patch_keys),
+                  key=lambda m: patch_keys.index(key_of(m)))
+    right = [m for m in merged if key_of(m) not in patch_keys]
+    out: list[Any] = []
+    i = j = 0
+    while i < len(left) or j < len(right):
+        if i < len(left) and j < len(right):
+            lk, rk = key_of(left[i]), key_of(right[j])
+            take_left = not (lk in server and rk in server) or server.index(lk) < server.index(rk)
+        else:
+            take_left = i < len(left)
+        if take_left:
+            out.append(left[i])
+            i += 1
+        else:
+            out.append(right[j])
+            j += 1
     return out

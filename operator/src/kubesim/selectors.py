@@ -94,8 +94,10 @@ def field_value(obj: dict[str, Any], path: str) -> str:
     return str(cur)
 
 
-def field_matcher(selector: str | None, allowed: tuple[str, ...]) -> Matcher | None:
-    """Parse `a=b,c!=d`; unsupported field labels are a 400 like the real server."""
+def field_matcher(selector: str | None, allowed: tuple[str, ...],
+                  custom: bool = False) -> Matcher | None:
+    """Parse `a=b,c!=d`; unsupported field labels are a 400 like the real server (worded
+    otherwise for custom resources and built-in kinds, as kube-apiserver 1.37 words them)."""
     if not selector or not selector.strip():
         return None
     reqs: list[tuple[str, bool, str]] = []
@@ -105,6 +107,8 @@ def field_matcher(selector: str | None, allowed: tuple[str, ...]) -> Matcher | N
             raise bad_request(f"invalid selector: '{selector}'; can't understand '{term}'")
         key, op, val = m.groups()
         known = ("metadata.name", "metadata.namespace", *allowed)
+        if key not in known and custom:
+            raise bad_request(f"field label not supported: {key}")
         if key not in known:
             raise bad_request(f'"{key}" is not a known field selector: only '
                               + ", ".join(f'"{k}"' for k in known))
