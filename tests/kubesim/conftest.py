@@ -17,11 +17,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import divergences
 import pytest
 from kubernetes import client, config
 
+from gpurental_dev import substrate as substrates
+from gpurental_dev.substrate import Substrate
 from gpurental_dev.testing import fresh_namespace
-from kubesim.launch import Emulator, start_emulator
+from kubesim.launch import Emulator
 from kubesim.node import NodeSpec, SimulatedNodesThread
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -42,15 +45,42 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
     raise AssertionError(f"timed out after {timeout}s waiting for {message}; last: {last!r}")
 
 
-@pytest.fixture(scope="session")
-def sim_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with start_emulator(tmp_path_factory.mktemp("kubesim-private")) as emu:
-        yield emu
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The kubectl suites run on both substrates; test_node.py tests kubesim's own scheduler
+    and kubelet simulation (whose kubelet half every e2e test runs on the real control plane)."""
+    if "sim_server" in metafunc.fixturenames:
+        names = substrates.selected()
+        if metafunc.definition.nodeid.split("::")[0].endswith("test_node.py") or (
+                divergences.reason(metafunc.definition.nodeid)
+                and not os.environ.get("GPURENTAL_TRY_DIVERGENCES")):
+            names = [substrates.KUBESIM]
+        metafunc.parametrize("sim_server", names, indirect=True, scope="session")
+
+
+_private: dict[str, Substrate] = {}
 
 
 @pytest.fixture(scope="session")
-def sim_kubeconfig(sim_emulator: Emulator) -> str:
-    return str(sim_emulator.kubeconfig)
+def sim_server(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Substrate]:
+    """A private API server of this substrate (started once per session)."""
+    name = str(request.param)
+    if name not in _private:
+        server = _private[name] = substrates.start(
+            name, tmp_path_factory.mktemp(f"private-{name}"))
+        request.session.config.add_cleanup(server.stop)
+    yield _private[name]
+
+
+@pytest.fixture(scope="session")
+def sim_emulator(sim_server: Substrate) -> Emulator:
+    assert isinstance(sim_server, substrates.Kubesim), "kubesim only"
+    return sim_server.emulator
+
+
+@pytest.fixture(scope="session")
+def sim_kubeconfig(sim_server: Substrate) -> str:
+    return str(sim_server.kubeconfig)
 
 
 @pytest.fixture(scope="session")

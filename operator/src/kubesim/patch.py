@@ -142,8 +142,9 @@ def json_patch(doc: Any, ops: Any) -> Any:
         kind, path = op.get("op"), op.get("path", "")
         if kind == "test":
             if _get(doc, path) != op.get("value"):
-                raise PatchError(f"the server rejected our request due to an error in our "
-                                 f"request: testing value {path} failed: test failed")
+                # kube-apiserver says no more than this (details empty).
+                raise PatchError("the server rejected our request due to an error in our "
+                                 "request")
         elif kind == "add":
             doc = _add(doc, path, copy.deepcopy(op.get("value")))
         elif kind == "remove":
