@@ -163,7 +163,7 @@ class Cluster:
         try:
             if crds:
                 self.apply_crds(CRDS)
-            self.nodes = GpuNodes(self.kubeconfig, self.workdir, nodes,
+            self.nodes = GpuNodes(self.substrate.nodes_kubeconfig(), self.workdir, nodes,
                                   [*self.substrate.node_args(), *node_args]).start()
         except BaseException:
             self.close()

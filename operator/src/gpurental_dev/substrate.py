@@ -26,6 +26,7 @@ from .k8s.controlplane import ControlPlane, Timings
 KUBESIM = "kubesim"
 KUBERNETES = "kubernetes"
 NAMES = (KUBESIM, KUBERNETES)
+NODES_USER = "kubesim-node"
 
 _VERBS = {"create": "POST", "delete": "DELETE", "deletecollection": "DELETE",
           "patch": "PATCH", "update": "PUT"}
@@ -59,6 +60,10 @@ class Substrate(Protocol):
 
     def node_args(self) -> list[str]: ...
 
+    def nodes_kubeconfig(self) -> Path:
+        """The identity the simulated nodes (kubelets, provisioner) act as."""
+        ...
+
     def start_recording(self) -> float: ...
 
     def recorded(self, since: float) -> list[Request]: ...
@@ -82,6 +87,9 @@ class Kubesim:
 
     def node_args(self) -> list[str]:
         return []
+
+    def nodes_kubeconfig(self) -> Path:
+        return self.kubeconfig  # kubesim judges only the identities it issued tokens for
 
     def _admin(self, method: str, body: Any = None) -> Any:
         request = urllib.request.Request(
@@ -134,6 +142,10 @@ class Kubernetes:
     def node_args(self) -> list[str]:
         return ["--no-scheduler", "--external-provisioner",
                 "--lease-interval", str(self.LEASE_INTERVAL)]
+
+    def nodes_kubeconfig(self) -> Path:
+        # An administrator of its own name: the request record tells its writes apart.
+        return self.control_plane.user_kubeconfig(NODES_USER, ("system:masters",))
 
     def start_recording(self) -> float:
         return time.time()  # the audit log always records

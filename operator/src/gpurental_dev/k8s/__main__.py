@@ -49,7 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         plane.start()
         specs = args.nodes or list(DEFAULT_NODES)
-        nodes = GpuNodes(plane.kubeconfig, workdir, specs, Kubernetes(plane).node_args()).start()
+        substrate = Kubernetes(plane)
+        nodes = GpuNodes(substrate.nodes_kubeconfig(), workdir, specs,
+                         substrate.node_args()).start()
         print(json.dumps({"kubeconfig": str(plane.kubeconfig), "url": plane.url,
                           "version": plane.version,
                           "nodes": [s.split("=", 1)[0] for s in specs]}), flush=True)

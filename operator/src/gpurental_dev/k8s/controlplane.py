@@ -146,12 +146,13 @@ class ControlPlane:
             etcd_url = self._start_etcd(exe, deadline)
             self._start(exe, "kube-apiserver", self._apiserver_args(etcd_url))
             self._wait_ready(admin, deadline)
-            component_config = self._component_kubeconfig(admin)
+            # Each component as itself (the bootstrap RBAC policy's users), so the audit log
+            # tells the operator's requests from the controllers'.
             self._start(exe, "kube-controller-manager", self._controller_manager_args(
-                component_config))
+                self._component_kubeconfig("system:kube-controller-manager")))
             self._start(exe, "kube-scheduler", [
-                f"--kubeconfig={component_config}", "--leader-elect=false",
-                "--secure-port=0", "-v=1"])
+                f"--kubeconfig={self._component_kubeconfig('system:kube-scheduler')}",
+                "--leader-elect=false", "--secure-port=0", "-v=1"])
             self._apply(self._default_storage_class())
             self._wait_controllers(deadline)
         except BaseException:
@@ -256,14 +257,16 @@ class ControlPlane:
 
     # -- controllers ------------------------------------------------------------------------
 
-    def _component_kubeconfig(self, admin: KeyPair) -> Path:
-        return write_kubeconfig(self.workdir / "components.kubeconfig", self.url,
-                                self.pki.ca.cert, cert=admin)
+    def _component_kubeconfig(self, user: str) -> Path:
+        return self.user_kubeconfig(user)
 
     def _controller_manager_args(self, kubeconfig: Path) -> list[str]:
         pki, t = self.pki, self.timings
         return [
             f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--secure-port=0",
+            # Each controller with its own ServiceAccount and bootstrap role, as kubeadm runs
+            # them (the manager's own user may do little more than mint their tokens).
+            "--use-service-account-credentials=true",
             f"--root-ca-file={pki.ca.cert}",
             f"--service-account-private-key-file={pki.service_account_key}",
             f"--cluster-signing-cert-file={pki.ca.cert}",
