@@ -152,7 +152,8 @@ def patch_spec(env: Env, name: str, **spec: Any) -> None:
 
 def touch_while_metered(env: Env, name: str, seconds: float = 4.0) -> None:
     """Label writes racing the 1 s heartbeats: a heartbeat conditional on a resourceVersion
-    the label just replaced gets 409, and the operator re-reads the rental (its one GET)."""
+    the label just replaced gets 409, and the operator re-reads the rental (its one GET).
+    Likely, not certain: the rule check below knows."""
     deadline = time.monotonic() + seconds
     count = 0
     while time.monotonic() < deadline:
@@ -221,6 +222,11 @@ def test_every_call_is_granted_and_every_rule_is_used(env):
     granted = grants(env.role)
     assert used <= granted, f"not in the chart's role: {sorted(used - granted)}"
     unused = granted - used
+    # A rental is re-read (GET) only after its status write met a 409: the race the test
+    # provokes is likely, not certain. A run with a conflict must show the GET.
+    conflicted = any(e["status"] == 409 and e["resource"] == "gpurentals" for e in calls)
+    if not conflicted:
+        unused.discard(("gpurental.dev", "gpurentals", "get"))
     assert not unused, f"chart rules never used (excess privilege): {sorted(unused)}"
 
 

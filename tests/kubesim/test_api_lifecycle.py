@@ -232,12 +232,27 @@ def test_claim_in_use_is_kept_until_its_pod_is_gone(http, namespace):
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     assert made.json()["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
     pods = f"/api/v1/namespaces/{namespace}/pods"
+    # Scheduled (only a pod bound to a node counts as using a claim), by no scheduler's hand.
     http("POST", pods, json={"metadata": {"name": "user"}, "spec": {
-        "containers": [{"name": "c", "image": "i"}],
+        "nodeName": "n1", "containers": [{"name": "c", "image": "i"}],
         "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]}})
     http("DELETE", f"{claims}/data")
     assert http("GET", f"{claims}/data").json()["metadata"]["deletionTimestamp"]
-    http("DELETE", f"{pods}/user")
+    time.sleep(1)  # the protection controller has had its look: still in use
+    assert http("GET", f"{claims}/data").status_code == 200
+    http("DELETE", f"{pods}/user", params={"gracePeriodSeconds": "0"})
+    eventually(lambda: http("GET", f"{claims}/data").status_code == 404)
+
+
+def test_claim_of_an_unscheduled_pod_is_not_in_use(http, namespace):
+    claims = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+    http("POST", claims, json={"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    http("POST", f"/api/v1/namespaces/{namespace}/pods", json={
+        "metadata": {"name": "pending"},
+        "spec": {"schedulerName": "by-hand", "containers": [{"name": "c", "image": "i"}],
+                 "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]}})
+    http("DELETE", f"{claims}/data")
     eventually(lambda: http("GET", f"{claims}/data").status_code == 404)
 
 

@@ -24,6 +24,12 @@ from .store import (
     loads,
 )
 
+def _shut_down(pod: dict[str, Any]) -> bool:
+    """Deleted with no grace left: its kubelet has stopped it (pvc-protection's podIsShutDown)."""
+    meta = pod.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp")) and meta.get("deletionGracePeriodSeconds") == 0
+
+
 ROOT_CA_DESCRIPTION = (
     "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
     "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
@@ -163,12 +169,13 @@ class Controllers:
             self.queue.put_nowait(("claims", namespace))
 
     def release_claims(self, namespace: str) -> None:
-        """pvc-protection: a deleted claim goes once no unfinished pod mounts it."""
+        """pvc-protection: a deleted claim goes once no scheduled pod mounts it (a pod that is
+        not bound to a node never started, and a kubelet will not start it now)."""
         pvc_type, pod_type = self.store.type_for(PVC_GR), self.store.type_for(POD_GR)
         pods = self.store.collections.get(POD_GR)
         in_use = {v["persistentVolumeClaim"].get("claimName")
                   for pod in (pods.iter(namespace) if pods else ())
-                  if (pod.obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                  if (pod.obj.get("spec") or {}).get("nodeName") and not _shut_down(pod.obj)
                   for v in (pod.obj.get("spec") or {}).get("volumes") or []
                   if isinstance(v.get("persistentVolumeClaim"), dict)}
         claims = self.store.collections.get(PVC_GR)
