@@ -24,6 +24,7 @@ from .store import (
     loads,
 )
 
+
 def _shut_down(pod: dict[str, Any]) -> bool:
     """Deleted with no grace left: its kubelet has stopped it (pvc-protection's podIsShutDown)."""
     meta = pod.get("metadata") or {}
