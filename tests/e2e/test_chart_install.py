@@ -11,20 +11,18 @@ rendered with `crds.enabled=false` must apply cleanly on top.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from chart_support import ChartOperator, container_of
 from e2e_support import GROUP, VERSION, eventually
 from kubernetes import client, config
 
-from gpurental_dev.cluster import BIN, CRDS, ROOT, Cluster, free_port
+from gpurental_dev.cluster import CRDS, ROOT, Cluster, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -76,54 +74,6 @@ def apply(cluster: Cluster, objects: list[dict[str, Any]]) -> str:
     return result.stdout
 
 
-def container_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
-    return dict(deployment["spec"]["template"]["spec"]["containers"][0])
-
-
-def pod_env(container: dict[str, Any], pod_name: str) -> dict[str, str]:
-    """The container's env as the kubelet resolves it for a pod of this name."""
-    fields = {"metadata.name": pod_name, "metadata.namespace": NAMESPACE}
-    env: dict[str, str] = {}
-    for var in container.get("env") or []:
-        if "value" in var:
-            env[var["name"]] = var["value"]
-        else:
-            env[var["name"]] = fields[var["valueFrom"]["fieldRef"]["fieldPath"]]
-    return env
-
-
-class ChartOperator:
-    """The rendered Deployment's container, run as a local process."""
-
-    def __init__(self, container: dict[str, Any], kubeconfig: Path, workdir: Path) -> None:
-        self.port = next(p["containerPort"] for p in container["ports"]
-                         if p["name"] == "metrics")
-        command = [str(BIN / container["command"][0]), *container.get("args", [])]
-        env = {**os.environ, **pod_env(container, f"{RELEASE}-gpu-rental-operator-0"),
-               "KUBECONFIG": str(kubeconfig),
-               "PYTHONPATH": str(ROOT / "operator" / "src")}
-        self.log = workdir / "operator.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            env=env)
-
-    def healthy(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()[-3000:]
-        with contextlib.suppress(OSError), urllib.request.urlopen(
-                f"http://127.0.0.1:{self.port}/healthz", timeout=2):
-            return True
-        return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 class Installed:
     def __init__(self, cluster: Cluster, workdir: Path, port: int,
                  objects: list[dict[str, Any]], operator: ChartOperator) -> None:
@@ -162,7 +112,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory, substrate: str
         apply(cluster, [o for o in objects if o["kind"] != "CustomResourceDefinition"])
         sa = next(o for o in objects if o["kind"] == "ServiceAccount")["metadata"]["name"]
         operator = ChartOperator(container_of(objects),
-                                 operator_kubeconfig(cluster, workdir, sa), workdir)
+                                 operator_kubeconfig(cluster, workdir, sa), workdir,
+                                 f"{RELEASE}-gpu-rental-operator-0", NAMESPACE)
         try:
             eventually(operator.healthy, timeout=90, interval=0.2)
             yield Installed(cluster, workdir, port, objects, operator)
