@@ -123,7 +123,7 @@ def rejected(cluster: Cluster, manifest: str) -> str:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ({"offer": "h200"}, 'spec.offer: GpuOffer "h200" not found'),
+    ({"offer": "h200"}, 'spec.offer: GpuOffer "h200" not found (offers: rtx4090)'),
     ({"gpus": 3}, "spec.gpus: 3 exceeds offer rtx4090's maxGpus 2"),
     ({"duration": "100h"}, "spec.duration: 100h exceeds offer rtx4090's maxDuration 72h"),
 ])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from collections.abc import Callable
 from subprocess import CompletedProcess
 
 import pytest
 from e2e_support import Rentals, eventually
+
+from gpurental_dev.cluster import BIN
 
 Kubectl = Callable[..., CompletedProcess[str]]
 
@@ -104,3 +108,20 @@ def test_hostile_images_are_rejected(rentals: Rentals, kubectl: Kubectl, image: 
         "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime", f"'{image}'")
     result = kubectl("apply", "-n", rentals.namespace, "-f", "-", input=manifest, check=False)
     assert result.returncode != 0 and field in result.stderr, result.stderr
+
+
+def test_what_a_first_time_user_reads(rentals: Rentals, kubectl: Kubectl) -> None:
+    """`kubectl explain`, `describe` of each kind and both console scripts' --help."""
+    explained = kubectl("explain", "gpurental.spec").stdout
+    assert "FIELDS:" in explained
+    for field in ("offer", "gpus", "image", "state", "storage", "duration", "wallet"):
+        assert re.search(rf"^\s+{field}\s", explained, re.M), f"{field} not explained"
+    ns = rentals.namespace
+    apply(kubectl, ns, "described")
+    rentals.wait_phase("described", "Running")
+    described = kubectl("describe", "gpurental", "described", "-n", ns).stdout
+    assert "Phase:" in described and "Events:" in described
+    assert "Price Per Gpu Hour:" in kubectl("describe", "gpuoffer", "rtx4090").stdout
+    for script in ("gpurental-operator", "kubectl-gpurental"):
+        shown = subprocess.run([str(BIN / script), "--help"], capture_output=True, text=True)
+        assert shown.returncode == 0 and shown.stdout.startswith("usage: "), shown.stderr

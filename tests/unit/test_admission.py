@@ -36,7 +36,7 @@ def check(operation: str, new: dict[str, Any], old: dict[str, Any] | None = None
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ({"offer": "h200"}, 'spec.offer: GpuOffer "h200" not found'),
+    ({"offer": "h200"}, 'spec.offer: GpuOffer "h200" not found (offers: open, rtx4090)'),
     ({"gpus": 9}, "spec.gpus: 9 exceeds offer rtx4090's maxGpus 8"),
     ({"duration": "73h"}, "spec.duration: 73h exceeds offer rtx4090's maxDuration 72h"),
     ({"wallet": "empty"}, 'spec.wallet: Wallet "empty" is exhausted (no budget left); '

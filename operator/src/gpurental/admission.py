@@ -65,7 +65,8 @@ def _within_offer(spec: RentalSpec, raw: Mapping[str, Any],
                   offers: Mapping[str, Mapping[str, Any]]) -> str | None:
     body = offers.get(spec.offer)
     if body is None:
-        return f'spec.offer: GpuOffer "{spec.offer}" not found'
+        known = ", ".join(sorted(offers)) or "none"
+        return f'spec.offer: GpuOffer "{spec.offer}" not found (offers: {known})'
     try:
         offer = parse_spec(OfferSpec, body.get("spec"))
     except SpecError as exc:

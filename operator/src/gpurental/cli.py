@@ -14,23 +14,27 @@ def operator_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpurental-operator",
         description="Turn GpuRentals into GPU pods, metered to the second.",
+        epilog="Reads the kubeconfig ($KUBECONFIG, ~/.kube/config) or, in a pod, its "
+               "ServiceAccount. Example: gpurental-operator --all-namespaces "
+               "--metrics-port 8080 --metering-interval 30 --provisioning-timeout 600",
     )
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--namespace", "-n", action="append", dest="namespaces", default=[],
                        metavar="NS", help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true",
                        help="watch every namespace (the default)")
-    parser.add_argument("--metrics-port", type=int, default=8080,
+    parser.add_argument("--metrics-port", type=int, default=8080, metavar="PORT",
                         help="port for /metrics and /healthz (default 8080)")
     parser.add_argument("--metering-interval", type=float, default=30.0, metavar="SECONDS",
                         help="how often running rentals' status is refreshed (default 30)")
     parser.add_argument("--provisioning-timeout", type=int, default=600, metavar="SECONDS",
                         help="how long a rental may stay unprovisioned before Failed (default 600)")
-    parser.add_argument("--api-threads", type=int, default=16,
+    parser.add_argument("--api-threads", type=int, default=16, metavar="N",
                         help="threads for Kubernetes API calls (default 16)")
     parser.add_argument("--peering", metavar="NAME", default=None,
                         help="kopf peering object for HA (default: standalone)")
-    parser.add_argument("--priority", type=int, default=0, help="peering priority")
+    parser.add_argument("--priority", type=int, default=0, metavar="N",
+                        help="peering priority (the highest-priority peer is active)")
     webhook = parser.add_argument_group(
         "validating webhook",
         "off unless --webhook-port is given; a ValidatingWebhookConfiguration (the chart's) "
@@ -50,7 +54,8 @@ def operator_parser() -> argparse.ArgumentParser:
                            "http://prometheus:9090")
     idle.add_argument("--idle-check-interval", type=float, default=60.0, metavar="SECONDS",
                       help="how often running rentals are checked for idle GPUs (default 60)")
-    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="log every handler call (kopf's own INFO lines)")
     return parser
 
 

@@ -214,7 +214,8 @@ class _Planner:
         """Why the rental may not start now, if it may not."""
         ctx = self.ctx
         if ctx.offer is None:
-            detail = ctx.offer_error or f'GpuOffer "{spec.offer}" not found'
+            detail = ctx.offer_error or (f'GpuOffer "{spec.offer}" not found; '
+                                         "`kubectl get gpuoffers` lists the offers")
             return ("OfferNotFound" if ctx.offer_error is None else "InvalidOffer", detail)
         if ctx.offer.max_gpus is not None and spec.gpus > ctx.offer.max_gpus:
             return (
