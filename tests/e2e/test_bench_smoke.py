@@ -1,8 +1,8 @@
 """`make bench` at tiny scale: every figure is printed as a BENCH line with a sane value.
 
 The numbers of a smoke run on a shared machine are not judged against the targets (the full
-bench is); this proves the benchmark itself works end to end: its own emulator, nodes and
-operator, every figure measured, and the operator alive at the end.
+bench is); this proves the benchmark itself works end to end on each substrate: its own API
+server, nodes and operator, every figure measured, and the operator alive at the end.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ FIGURES = {
 
 
 @pytest.mark.timeout(280)
-def test_bench_smoke_prints_every_figure(tmp_path: Path) -> None:
+def test_bench_smoke_prints_every_figure(tmp_path: Path, substrate: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gpurental_bench", "--smoke", "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "gpurental_bench", "--smoke", "--workdir", str(tmp_path),
+         "--substrate", substrate],
         capture_output=True, text=True, timeout=260, cwd=ROOT, env=_env())
     print(result.stdout[-4000:], result.stderr[-4000:])
     assert result.returncode == 0

@@ -9,8 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gpurental_dev import substrate as substrates
 from gpurental_dev.cluster import Cluster
-from gpurental_dev.substrate import Kubesim
 
 from . import figures
 from .api import Api
@@ -23,6 +23,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steady", type=int, help="running rentals for the steady state")
     parser.add_argument("--provision", type=int, help="rentals created at once")
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
+    parser.add_argument("--substrate", choices=substrates.NAMES, default=substrates.KUBESIM,
+                        help="the API server: kubesim (default) or kubernetes (the real "
+                             "control plane; its audit log is the request record)")
     return parser.parse_args(argv)
 
 
@@ -36,7 +39,8 @@ def scale_from(args: argparse.Namespace) -> figures.Scale:
     return scale
 
 
-async def measure(cluster: Cluster, scale: figures.Scale, report: Report) -> None:
+async def measure(cluster: Cluster, scale: figures.Scale, report: Report,
+                  workdir: Path) -> None:
     operator = cluster.start_operator(
         "--metering-interval", str(scale.interval),
         # Enough API threads for the bulk create bursts; the default 16 is sized for steady
@@ -44,10 +48,7 @@ async def measure(cluster: Cluster, scale: figures.Scale, report: Report) -> Non
         "--api-threads", "32")
     assert operator.process is not None
     sampler = figures.Sampler(operator.process.pid)
-    # The figures read kubesim's request record and stats (its admin endpoints); the real
-    # control plane's audit log is not wired into them yet.
-    assert isinstance(cluster.substrate, Kubesim), "the bench runs on kubesim"
-    api = Api(cluster.substrate.url, scale.concurrency)
+    api = Api(cluster.substrate, workdir, scale.concurrency)
     try:
         names = await figures.provisioning(api, report, scale)
         await figures.stop_latency(api, report, scale, names)
@@ -69,9 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
-        with Cluster(workdir / "cluster", nodes=scale.nodes) as cluster:
+        report.note(f"substrate: {args.substrate}")
+        with Cluster(workdir / "cluster", nodes=scale.nodes,
+                     substrate=args.substrate) as cluster:
             cluster.kubectl("apply", "-f", "-", input=figures.OFFERS)
-            asyncio.run(measure(cluster, scale, report))
+            asyncio.run(measure(cluster, scale, report, workdir))
     report.note(f"bench took {time.monotonic() - started:.0f}s")
     print(report.summary())
 

@@ -1,17 +1,24 @@
-"""A small asyncio client for the emulator: bulk rental writes, lists, and `/_kubesim/` admin.
+"""A small asyncio client for the bench: bulk rental writes, lists, and the request record.
 
-The benchmark's own load must not be its bottleneck, so it talks plain HTTP with aiohttp (the
-emulator accepts token-less requests as an administrator) instead of the sync kubernetes client.
+The benchmark's own load must not be its bottleneck, so it talks plain HTTP with aiohttp (with
+the admin kubeconfig's credentials: kubesim's token, or the real server's client certificate)
+instead of the sync kubernetes client. The request record and the server's own figures come
+from the substrate (kubesim's admin endpoints, or the real server's audit log and processes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+
+from gpurental_dev.substrate import Substrate
+from gpurental_dev.testing import admin_session
 
 GROUP, VERSION = "gpurental.dev", "v1alpha1"
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -24,12 +31,19 @@ class ApiError(Exception):
 
 
 class Api:
-    def __init__(self, url: str, concurrency: int = 32) -> None:
-        self.url = url
+    def __init__(self, substrate: Substrate, workdir: Path, concurrency: int = 32) -> None:
+        self.substrate = substrate
         self.concurrency = concurrency
+        session, self.url = admin_session(substrate.kubeconfig, workdir)
+        context: ssl.SSLContext | bool = False
+        if isinstance(session.verify, str):
+            context = ssl.create_default_context(cafile=session.verify)
+            if session.cert:
+                context.load_cert_chain(*session.cert)
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=concurrency + 8),
-            timeout=aiohttp.ClientTimeout(total=300))
+            connector=aiohttp.TCPConnector(limit=concurrency + 8, ssl=context),
+            headers=dict(session.headers), timeout=aiohttp.ClientTimeout(total=300))
+        self._since = 0.0
 
     async def close(self) -> None:
         await self.session.close()
@@ -94,14 +108,11 @@ class Api:
     async def count(self, namespace: str, plural: str) -> int:
         return len(await self.items(f"/api/v1/namespaces/{namespace}/{plural}"))
 
-    # --- the emulator's admin endpoints -----------------------------------------------------
+    # --- the request record -----------------------------------------------------------------
 
-    async def record(self, enabled: bool) -> None:
-        await self.call("DELETE", "/_kubesim/requests")
-        await self.call("POST", "/_kubesim/requests", {"enabled": enabled})
+    async def record(self) -> None:
+        """Start the record afresh (what came before is left out of `recorded`)."""
+        self._since = await asyncio.to_thread(self.substrate.start_recording)
 
     async def recorded(self) -> list[dict[str, Any]]:
-        return list((await self.call("GET", "/_kubesim/requests"))["requests"])
-
-    async def stats(self) -> dict[str, Any]:
-        return dict(await self.call("GET", "/_kubesim/stats"))
+        return await asyncio.to_thread(self.substrate.recorded, self._since)

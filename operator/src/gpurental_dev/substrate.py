@@ -158,6 +158,7 @@ class Kubernetes:
                 found.append({"method": _method(event.verb), "path": uri.path,
                               "query": uri.query, "status": event.code, "user": event.user,
                               "timestamp": event.timestamp, "verb": event.verb,
+                              "duration": (event.completed - event.received).total_seconds(),
                               "resource": event.resource, "subresource": event.subresource})
         return found
 
