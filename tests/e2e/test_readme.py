@@ -303,3 +303,43 @@ def test_readme_commands_run_as_written(story: Story) -> None:
         c for _, c in plan if c.startswith("helm ") or "rollout status" in c})
     log = (story.workdir / "operator.log").read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+# The README's first commands. `make test` is what CI itself runs (a test cannot run the suite
+# it belongs to); every other one is run here as written.
+RUN_BY_CI = {"make test", "GPURENTAL_SUBSTRATES=kubesim make test"}
+START_SECTIONS = ("Try it in one command (no cluster needed)", "Proven on real Kubernetes")
+
+
+def test_readme_try_it_commands_run_as_written(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+    listed = [command for name in START_SECTIONS for command in commands(name)]
+    assert set(listed) >= RUN_BY_CI
+    for command in listed:
+        if command in RUN_BY_CI:
+            continue
+        if " serve " in command:
+            check_serve(command, env)
+            continue
+        result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, text=True,
+                                capture_output=True, timeout=600, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, f"{command}:\n{result.stdout[-3000:]}{result.stderr}"
+        assert "Point your own kubectl at it" in result.stdout, result.stdout[-3000:]
+        assert "Settled" in result.stdout and "StoppedIsPermanent" in result.stdout
+
+
+def check_serve(command: str, env: dict[str, str]) -> None:
+    """The launcher prints one JSON line when the cluster is ready and stops on SIGTERM."""
+    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    try:
+        ready = json.loads(process.stdout.readline())
+        assert ready["version"] == "v1.37.2" and len(ready["nodes"]) == 4, ready
+        nodes = subprocess.run([str(BIN / "kubectl"), f"--kubeconfig={ready['kubeconfig']}",
+                                "get", "nodes", "-o", "name"], capture_output=True, text=True,
+                               timeout=60)
+        assert len(nodes.stdout.split()) == 4, nodes.stdout + nodes.stderr
+    finally:
+        process.terminate()
+        assert process.wait(60) == 0

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from . import binary
+from .controlplane import ControlPlane
 
 
 def _build(_: argparse.Namespace) -> int:
@@ -37,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gpurental_dev.cluster import DEFAULT_NODES, GpuNodes
     from gpurental_dev.substrate import Kubernetes
 
-    from .controlplane import ControlPlane, Timings
+    from .controlplane import Timings
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -52,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
         substrate = Kubernetes(plane)
         nodes = GpuNodes(substrate.nodes_kubeconfig(), workdir, specs,
                          substrate.node_args()).start()
+        _wait_nodes(plane, len(specs))
         print(json.dumps({"kubeconfig": str(plane.kubeconfig), "url": plane.url,
                           "version": plane.version,
                           "nodes": [s.split("=", 1)[0] for s in specs]}), flush=True)
@@ -65,6 +67,15 @@ def _serve(args: argparse.Namespace) -> int:
             nodes.stop()
         plane.stop()
     return 0
+
+
+def _wait_nodes(plane: ControlPlane, count: int, timeout: float = 60.0) -> None:
+    """Ready means schedulable: every simulated Node registered."""
+    deadline = time.monotonic() + timeout
+    while len(plane.kubectl("get", "nodes", "-o", "name").stdout.split()) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the simulated nodes did not register; see nodes.log")
+        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:
