@@ -2,13 +2,12 @@
 
 The conformance suite (tests/kubesim) runs on kubesim and on a real kube-apiserver (the
 reference: a test that fails there is a bug in kubesim or in the test). Tests of what only
-kubesim has (its admin endpoints, fault injection, its own flags) carry the `kubesim_only`
-marker and get no real-server variant; every other test gets one per substrate.
+kubesim has (its admin endpoints, fault injection, its own flags), and the few that still
+differ, are listed in tests/kubesim/divergences.py and get no real-server variant.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -22,41 +21,28 @@ from kubernetes import client, config
 
 from gpurental_dev import substrate as substrates
 from gpurental_dev.substrate import Substrate
-from gpurental_dev.testing import fresh_namespace
+from gpurental_dev.testing import ServerPool, fresh_namespace
 from kubesim.launch import Emulator
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "kubesim_only: tests kubesim's own features (admin "
-                                       "endpoints, fault injection); no real-server variant")
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "api_server" in metafunc.fixturenames:
-        names = substrates.selected()
-        # GPURENTAL_TRY_DIVERGENCES=1 runs the listed divergences on the real server too (to
-        # burn the list down); never set in CI.
-        known = divergences.reason(metafunc.definition.nodeid)
-        if metafunc.definition.get_closest_marker("kubesim_only") or (
-                known and not os.environ.get("GPURENTAL_TRY_DIVERGENCES")):
-            names = [substrates.KUBESIM]
-        metafunc.parametrize("api_server", names, indirect=True, scope="session")
+        metafunc.parametrize("api_server", divergences.substrates_for(metafunc.definition.nodeid),
+                             indirect=True, scope="session")
 
 
-_servers: dict[str, Substrate] = {}
+_servers = ServerPool()
 
 
 @pytest.fixture(scope="session")
 def api_server(request: pytest.FixtureRequest,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Substrate]:
+               tmp_path_factory: pytest.TempPathFactory) -> Substrate:
     """The session's API server of this substrate (started once, stopped at the end)."""
     name = str(request.param)
-    if name not in _servers:
-        server = _servers[name] = substrates.start(name, tmp_path_factory.mktemp(f"api-{name}"))
-        request.session.config.add_cleanup(server.stop)
-    yield _servers[name]
+    return _servers.get(name, lambda: tmp_path_factory.mktemp(f"api-{name}"),
+                        request.session.config.add_cleanup)
 
 
 @pytest.fixture(scope="session")

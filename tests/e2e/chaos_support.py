@@ -19,11 +19,9 @@ before the DELETE, one second less. A wallet must land inside that range, to the
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,12 +49,7 @@ NODES = [f"gpu-{i}=NVIDIA-GeForce-RTX-4090:8" for i in range(32)]
 def admin(cluster: Cluster, what: str, method: str, body: Any = None) -> Any:
     """Call one of kubesim's `/_kubesim/` admin endpoints (fault injection is kubesim's)."""
     assert isinstance(cluster.substrate, Kubesim), "fault injection needs kubesim"
-    request = urllib.request.Request(
-        f"{cluster.substrate.url}/_kubesim/{what}", method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
+    return cluster.substrate.admin(what, method, body)
 
 
 def retrying(call: Any, *args: Any, attempts: int = 50, **kwargs: Any) -> Any:

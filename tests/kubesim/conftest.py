@@ -23,7 +23,7 @@ from kubernetes import client, config
 
 from gpurental_dev import substrate as substrates
 from gpurental_dev.substrate import Substrate
-from gpurental_dev.testing import fresh_namespace
+from gpurental_dev.testing import ServerPool, fresh_namespace
 from kubesim.launch import Emulator
 from kubesim.node import NodeSpec, SimulatedNodesThread
 
@@ -49,27 +49,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """The kubectl suites run on both substrates; test_node.py tests kubesim's own scheduler
     and kubelet simulation (whose kubelet half every e2e test runs on the real control plane)."""
     if "sim_server" in metafunc.fixturenames:
-        names = substrates.selected()
-        if metafunc.definition.nodeid.split("::")[0].endswith("test_node.py") or (
-                divergences.reason(metafunc.definition.nodeid)
-                and not os.environ.get("GPURENTAL_TRY_DIVERGENCES")):
-            names = [substrates.KUBESIM]
+        nodeid = metafunc.definition.nodeid
+        names = divergences.substrates_for(
+            nodeid, kubesim_only=nodeid.split("::")[0].endswith("test_node.py"))
         metafunc.parametrize("sim_server", names, indirect=True, scope="session")
 
 
-_private: dict[str, Substrate] = {}
+_private = ServerPool()
 
 
 @pytest.fixture(scope="session")
 def sim_server(request: pytest.FixtureRequest,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Substrate]:
+               tmp_path_factory: pytest.TempPathFactory) -> Substrate:
     """A private API server of this substrate (started once per session)."""
     name = str(request.param)
-    if name not in _private:
-        server = _private[name] = substrates.start(
-            name, tmp_path_factory.mktemp(f"private-{name}"))
-        request.session.config.add_cleanup(server.stop)
-    yield _private[name]
+    return _private.get(name, lambda: tmp_path_factory.mktemp(f"private-{name}"),
+                        request.session.config.add_cleanup)
 
 
 @pytest.fixture(scope="session")

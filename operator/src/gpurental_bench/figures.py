@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import threading
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -391,8 +389,7 @@ def server_figures(substrate: Substrate, cpu0: dict[str, float], elapsed: float)
     """What the API server side costs over the window: kubesim's stats, or the CPU (cores)
     and RSS of kube-apiserver, etcd, the controller manager and the scheduler."""
     if isinstance(substrate, Kubesim):
-        with urllib.request.urlopen(f"{substrate.url}/_kubesim/stats", timeout=30) as stats:
-            body = json.loads(stats.read())
+        body = substrate.admin("stats", "GET")
         return f"emulator: {body['objects']} objects, RSS {body['rssBytes'] / 2**20:.0f} MiB"
     assert isinstance(substrate, Kubernetes)
     cpu1, parts = server_cpu(substrate), []

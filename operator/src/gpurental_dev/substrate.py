@@ -91,30 +91,26 @@ class Kubesim:
     def nodes_kubeconfig(self) -> Path:
         return self.kubeconfig  # kubesim judges only the identities it issued tokens for
 
-    def _admin(self, method: str, body: Any = None) -> Any:
+    def admin(self, what: str, method: str, body: Any = None) -> Any:
+        """One of kubesim's `/_kubesim/` admin endpoints: requests, faults, tokens, stats."""
         request = urllib.request.Request(
-            f"{self.url}/_kubesim/requests", method=method,
+            f"{self.url}/_kubesim/{what}", method=method,
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
     def start_recording(self) -> float:
-        self._admin("DELETE")
-        self._admin("POST", {"enabled": True})
+        self.admin("requests", "DELETE")
+        self.admin("requests", "POST", {"enabled": True})
         return time.time()
 
     def recorded(self, since: float) -> list[Request]:
-        entries = self._admin("GET")["requests"]
+        entries = self.admin("requests", "GET")["requests"]
         return [e for e in entries if float(e["timestamp"]) >= since]
 
     def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
-        request = urllib.request.Request(
-            f"{self.url}/_kubesim/tokens", method="POST",
-            data=json.dumps({"user": user, "groups": list(groups)}).encode(),
-            headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            token = json.loads(response.read())["token"]
+        token = self.admin("tokens", "POST", {"user": user, "groups": list(groups)})["token"]
         config = yaml.safe_load(self.kubeconfig.read_text())
         config["users"][0]["user"] = {"token": token}
         path = self.kubeconfig.parent / "users" / f"{user}.kubeconfig"

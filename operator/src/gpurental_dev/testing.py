@@ -6,12 +6,15 @@ import base64
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client
+
+from . import substrate as substrates
+from .substrate import Substrate
 
 
 @contextlib.contextmanager
@@ -72,3 +75,17 @@ def admin_session(kubeconfig: Path, workdir: Path) -> tuple[Any, str]:
     elif cluster.get("insecure-skip-tls-verify"):
         session.verify = False
     return session, str(cluster["server"])
+
+
+class ServerPool:
+    """API servers started once per substrate for a whole test session, stopped at its end."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, Substrate] = {}
+
+    def get(self, name: str, workdir: Callable[[], Path],
+            at_exit: Callable[[Callable[[], None]], None]) -> Substrate:
+        if name not in self._started:
+            server = self._started[name] = substrates.start(name, workdir())
+            at_exit(server.stop)
+        return self._started[name]
