@@ -46,12 +46,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The kubectl suites run on both substrates; test_node.py tests kubesim's own scheduler
-    and kubelet simulation (whose kubelet half every e2e test runs on the real control plane)."""
+    """The kubectl and simulated-node suites run on both substrates (on the real control plane
+    the simulated nodes play only kubelets and a CSI provisioner: kube-scheduler binds)."""
     if "sim_server" in metafunc.fixturenames:
         nodeid = metafunc.definition.nodeid
-        names = divergences.substrates_for(
-            nodeid, kubesim_only=nodeid.split("::")[0].endswith("test_node.py"))
+        names = divergences.substrates_for(nodeid)
         metafunc.parametrize("sim_server", names, indirect=True, scope="session")
 
 
@@ -124,7 +123,7 @@ def kubectl_cmd(sim_kubeconfig: str, kubectl_cache: Path) -> Callable[..., list[
 
 
 @pytest.fixture
-def simulated_nodes(sim_kubeconfig: str, sim_namespace: str
+def simulated_nodes(sim_kubeconfig: str, sim_namespace: str, sim_server: Substrate
                     ) -> Iterator[Callable[..., SimulatedNodesThread]]:
     """Start simulated nodes for this test's namespace: ``simulated_nodes("a=P:2", ...)``.
 
@@ -139,6 +138,10 @@ def simulated_nodes(sim_kubeconfig: str, sim_namespace: str
         for spec in specs:
             spec.name = f"{spec.name}-{suffix}"
         options.setdefault("namespace", sim_namespace)
+        if isinstance(sim_server, substrates.Kubernetes):
+            options.setdefault("scheduler", False)
+            options.setdefault("lease_interval", substrates.Kubernetes.LEASE_INTERVAL)
+            options.setdefault("external_provisioner", True)
         sim = SimulatedNodesThread(sim_kubeconfig, specs, **options).start()
         started.append(sim)
         return sim
