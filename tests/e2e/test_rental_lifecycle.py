@@ -112,7 +112,8 @@ def test_a_pod_deleted_behind_the_operators_back_heals(rentals: Rentals) -> None
         return len(pods) == 1 and pods[0].metadata.uid != old and pods[0].status.phase == "Running"
     eventually(replaced)
     rentals.wait_phase("heal", "Running")
-    assert "PodLost" in rentals.event_reasons("heal")
+    assert "PodDeleted" in rentals.event_reasons("heal")
+    assert rentals.status("heal")["restarts"] == 1
 
 
 def test_unschedulable_rental_fails_with_the_schedulers_message(rentals: Rentals) -> None:

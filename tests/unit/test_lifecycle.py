@@ -174,7 +174,8 @@ def test_a_pod_lost_behind_the_operators_back_is_recreated_and_billing_paused() 
     assert lost.kinds() == [A.CREATE_POD]
     assert lost.status["accruedSeconds"] == 60
     assert lost.status.get("runningSince") is None
-    assert "PodLost" in [e.reason for e in lost.events]
+    assert "PodDeleted" in [e.reason for e in lost.events]
+    assert lost.status["restarts"] == 1
 
 
 def test_provisioning_timeout_fails_a_first_start_with_the_scheduler_reason() -> None:

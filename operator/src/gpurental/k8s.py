@@ -206,16 +206,19 @@ class Kube:
         await self._raw("patch", self.core.patch_namespaced_secret, meta["name"],
                         meta["namespace"], patch, _content_type=STRATEGIC_MERGE_PATCH)
 
-    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+    async def delete(self, kind: str, namespace: str, name: str,
+                     grace_period_seconds: int | None = None) -> bool:
         """Delete a pod, PVC or Secret; False if it was already gone."""
         calls: dict[str, Callable[..., Any]] = {
             "Pod": self.core.delete_namespaced_pod,
             "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
             "Secret": self.core.delete_namespaced_secret,
         }
+        grace = {} if grace_period_seconds is None else {
+            "grace_period_seconds": grace_period_seconds}
         try:
             await self._raw("delete", calls[kind], name, namespace,
-                            propagation_policy="Background")
+                            propagation_policy="Background", **grace)
             return True
         except ApiException as exc:
             if exc.status == 404:
@@ -232,6 +235,20 @@ class Kube:
             found.extend(result.get("items") or [])
         found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         return found
+
+    # --- nodes -----------------------------------------------------------------------------
+
+    async def node_heartbeat(self, node: str) -> str | None:
+        """The renewTime of a node's Lease (the kubelet's heartbeat), if readable."""
+        try:
+            lease = await self._raw(
+                "get", kubernetes.client.CoordinationV1Api(self.api).read_namespaced_lease,
+                node, "kube-node-lease")
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return (lease.get("spec") or {}).get("renewTime")
 
     # --- wallets ---------------------------------------------------------------------------
 

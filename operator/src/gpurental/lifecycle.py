@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from gpurental import billing, builders, durations, meter
+from gpurental import billing, builders, disruptions, durations, meter
 from gpurental.clock import format_ts, parse_ts
 from gpurental.models import (
     ConditionType,
@@ -31,7 +31,7 @@ from gpurental.models import (
     get_condition,
     set_condition,
 )
-from gpurental.observed import FINALIZER, Children, PodView, RentalView
+from gpurental.observed import FINALIZER, Children, NodeLoss, PodView, RentalView
 
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
@@ -154,8 +154,15 @@ class _Planner:
         self._idle_conditions(reason, message)
         if target is DesiredState.STOPPED:
             return self._stop(reason, message)
+        volume_lost = self._watch_volume(spec)
         if target is DesiredState.PAUSED:
             return self._pause(reason, message)
+        pod = self.children.pod
+        if volume_lost and (pod is None or not pod.running):
+            # Resuming onto a new, empty claim would hide the loss: wait for the user's word.
+            return self._pause("VolumeLost", self._volume_lost_message())
+        if self._held_after_failed_resume():
+            return
         self._clear(ConditionType.PAUSED, "Running", "the rental is not paused")
         return self._run(spec)
 
@@ -204,6 +211,8 @@ class _Planner:
         self._ensure_keys(spec)
         if pod is None:
             return self._create_pod(spec, offer)
+        if self.children.node_loss is not None:
+            return self._node_lost(pod, self.children.node_loss)
         if pod.deleting or pod.ended:
             return self._replace_pod(pod)
         if pod.running:
@@ -229,9 +238,60 @@ class _Planner:
             return ("BudgetExhausted", f'Wallet "{ctx.wallet.name}" has no budget left')
         return None
 
+    def _held_after_failed_resume(self) -> bool:
+        """A resume that found no capacity stays Paused until the spec changes."""
+        held = self.status.get("heldGeneration")
+        if held is None:
+            return False
+        if held == self.rental.generation and self.children.pod is None:
+            return True
+        self.status.pop("heldGeneration")
+        return False
+
+    def _watch_volume(self, spec: RentalSpec) -> bool:
+        """Is the rental's data gone? Its claim deleted or marked for deletion by someone
+        else is never hidden: a VolumeLost condition and a Warning say so, and the rental
+        does not resume onto a new empty claim until spec.storage.acceptLostClaim names the
+        lost one's uid."""
+        pvc, known = self.children.pvc, self.status.get("pvcUid")
+        lost = self.status.get("lostClaim") or None
+        if lost is not None and spec.storage.accept_lost_claim == lost.get("uid"):
+            self.status["lostClaim"] = None
+            self.status.pop("pvcUid", None)
+            self._condition(ConditionType.VOLUME_LOST, False, "Accepted",
+                            f"the loss of claim {lost.get('uid')} was accepted; "
+                            "continuing on a new, empty volume")
+            self._event("Normal", "VolumeReplaced", f"continuing on a new, empty volume "
+                        f"(the loss of claim {lost.get('uid')} was accepted)")
+            return False
+        if pvc is not None and not pvc.deleting and not known and pvc.uid:
+            self.status["pvcUid"] = known = pvc.uid
+        gone = known and (pvc is None or pvc.deleting or pvc.uid != known)
+        if gone and lost is None:
+            lost = {"name": builders.pvc_name(self.rental.name), "uid": known,
+                    "noticedAt": self.now}
+            self.status["lostClaim"] = lost
+            self._event("Warning", "VolumeLost", self._volume_lost_message())
+        if lost is None:
+            return False
+        if pvc is None or pvc.uid != known:
+            meter.close_storage(self.status, self.ctx.now)  # no claim, nothing stored
+        self._condition(ConditionType.VOLUME_LOST, True, "ClaimDeleted",
+                        self._volume_lost_message())
+        return True
+
+    def _volume_lost_message(self) -> str:
+        lost = self.status.get("lostClaim") or {}
+        return (f"the volume claim {lost.get('name')} (uid {lost.get('uid')}) was deleted "
+                f"outside the operator (noticed {lost.get('noticedAt')}); its data is gone. "
+                f"To continue on a new, empty volume set spec.storage.acceptLostClaim: "
+                f"\"{lost.get('uid')}\"")
+
     def _ensure_volume(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
         pvc = self.children.pvc
-        if pvc is None:
+        if self.status.get("lostClaim"):
+            pass  # the running pod keeps the lost claim until it stops; never replace it
+        elif pvc is None:
             body = builders.make_pvc(self.rental.namespace, self.rental.name, self.rental.uid, spec)
             self._act(ActionKind.CREATE_PVC, body["metadata"]["name"], body)
         self.status["pvcName"] = builders.pvc_name(self.rental.name)
@@ -239,7 +299,8 @@ class _Planner:
             rate = meter.storage_rate(spec.storage.gib, offer.storage_price_per_gib_hour)
             if rate is not None:
                 self.status["storageRatePerHour"] = str(rate)
-        if self.status.get("storageRatePerHour") and not self.status.get("storageSince"):
+        if (self.status.get("storageRatePerHour") and not self.status.get("storageSince")
+                and not self.status.get("lostClaim")):
             self.status["storageSince"] = self.now
 
     def _ensure_keys(self, spec: RentalSpec) -> None:
@@ -253,9 +314,14 @@ class _Planner:
 
     def _create_pod(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
         if meter.is_open(self.status):
-            # The pod vanished behind the operator's back while billed: stop the meter now.
-            self._close_segment(None)
-            self._event("Warning", "PodLost", "the rental's pod disappeared; creating a new one")
+            # The pod vanished behind the operator's back while billed: its last state (the
+            # final watch event) says when its container stopped; the meter stops there.
+            gone = self.children.gone_pod
+            if gone is None or gone.uid != self.status.get("segmentPodUid"):
+                gone = None
+            self._disrupted(*(disruptions.pod_removed(gone) if gone else (
+                disruptions.POD_DELETED, "the rental's pod disappeared")), gone)
+            self._close_segment(disruptions.segment_end(gone, self._ends_by(), self.ctx.now))
         if offer is None:  # only reachable when a running pod exists; see _run
             return
         body = builders.make_pod(
@@ -265,14 +331,64 @@ class _Planner:
         self._provisioning_phase()
 
     def _replace_pod(self, pod: PodView) -> None:
+        """The pod ended, or someone else is deleting it: bill its container to its real end,
+        then a new pod on the same volume."""
         if meter.is_open(self.status):
-            self._close_segment(pod.finished_at)
-            why = "ended" if pod.ended else "is being deleted outside the operator"
-            self._event("Warning", "PodLost", f"the rental's pod {why}; replacing it")
+            self._disrupted(*disruptions.pod_removed(pod), pod)
+            running_on = (pod.deleting and pod.finished_at is None and not pod.ended
+                          and pod.deletion_deadline is not None
+                          and pod.deletion_deadline > self.ctx.now)
+            if running_on:
+                # Its container runs (and holds the GPU) until the kubelet stops it.
+                deadline = pod.deletion_deadline
+                assert deadline is not None
+                self.plan.requeue_after = max((deadline - self.ctx.now).total_seconds(), 0.5)
+            else:
+                self._close_segment(disruptions.segment_end(pod, self._ends_by(),
+                                                            self.ctx.now))
         if pod.ended and not pod.deleting:
             self._act(ActionKind.DELETE_POD, pod.name)
-        self._provisioning_phase()
-        self.plan.requeue_after = 1.0
+        self._recovering_phase()
+        self.plan.requeue_after = min(self.plan.requeue_after or 1.0, 1.0)
+
+    def _node_lost(self, pod: PodView, loss: NodeLoss) -> None:
+        """The pod's node stopped reporting: its GPUs are unreachable from the last heartbeat
+        on, so billing ends there (`_close_segment` caps every close at it). The pod is left
+        to Kubernetes' own eviction (the pod's unreachable toleration, 300 s unless the offer
+        says otherwise: a partitioned node may still run it), and once evicted it is removed
+        with grace 0, because no kubelet is left to confirm its end."""
+        if meter.is_open(self.status) or not self.status.get("disruption"):
+            self._disrupted(*disruptions.node_lost(loss.node, loss.since, format_ts(loss.since)),
+                            pod, at=loss.since)
+        self._close_segment(None)
+        if pod.deleting:
+            self._act(ActionKind.DELETE_POD, pod.name, FORCE)
+        self._recovering_phase()
+        self.plan.requeue_after = 2.0
+
+    def _disrupted(self, reason: str, message: str, pod: PodView | None,
+                   at: datetime | None = None) -> None:
+        """Record, once per pod, that it was taken away: an Event, a restart, the reason."""
+        pod_uid = pod.uid if pod is not None else str(self.status.get("segmentPodUid") or "")
+        current = self.status.get("disruption") or {}
+        if current.get("podUid") == pod_uid and current.get("recovering"):
+            return
+        self.status["restarts"] = int(self.status.get("restarts") or 0) + 1
+        ends_by = pod.deletion_deadline if pod is not None else None
+        self.status["disruption"] = {
+            "reason": reason, "message": message, "podUid": pod_uid,
+            "at": format_ts(at or self.ctx.now), "recovering": True,
+            "endsBy": format_ts(ends_by) if ends_by else None}
+        self._event("Warning", reason, f"{message}; replacing it")
+
+    def _ends_by(self) -> datetime | None:
+        ends_by = (self.status.get("disruption") or {}).get("endsBy")
+        return parse_ts(ends_by) if ends_by else None
+
+    def _recovering_phase(self) -> None:
+        disruption = self.status.get("disruption") or {}
+        reason = str(disruption.get("reason") or "Provisioning")
+        self._provisioning_phase(reason, str(disruption.get("message") or "replacing the pod"))
 
     def _running(self, pod: PodView, spec: RentalSpec, offer: OfferSpec | None) -> None:
         self.status["podName"] = pod.name
@@ -284,8 +400,13 @@ class _Planner:
             meter.open_segment(self.status, started, pod.uid)
         self.status.pop("provisioningSince", None)
         self.status.setdefault("firstStartedAt", format_ts(pod.started_at or self.ctx.now))
-        self._set_phase(Phase.RUNNING, "Running", f"pod {pod.name} is running")
-        self._condition(ConditionType.READY, True, "Running", f"pod {pod.name} is running")
+        if (self.status.get("disruption") or {}).get("recovering"):
+            self.status["disruption"] = {**self.status["disruption"], "recovering": False}
+        message = f"pod {pod.name} is running"
+        if self.status.get("lostClaim"):
+            message += ", but its volume claim was deleted: " + self._volume_lost_message()
+        self._set_phase(Phase.RUNNING, "Running", message)
+        self._condition(ConditionType.READY, True, "Running", message)
 
     def _provisioning(self, pod: PodView) -> None:
         self.status["podName"] = pod.name
@@ -306,22 +427,31 @@ class _Planner:
             return offer.provisioning_timeout
         return self.ctx.provisioning_timeout
 
-    def _provisioning_phase(self) -> None:
+    def _provisioning_phase(self, reason: str = "Provisioning",
+                            message: str = "waiting for the pod to be scheduled and started"
+                            ) -> None:
         self.status.setdefault("provisioningSince", self.now)
         self.status["podName"] = builders.pod_name(self.rental.name)
-        message = "waiting for the pod to be scheduled and started"
-        self._set_phase(Phase.PROVISIONING, "Provisioning", message)
-        self._condition(ConditionType.READY, False, "Provisioning", message)
+        self._set_phase(Phase.PROVISIONING, reason, message)
+        self._condition(ConditionType.READY, False, reason, message)
 
     def _provisioning_failed(self, message: str) -> None:
         """First provisioning failed: Failed, children removed, nothing billed. A resume that
         fails returns to Paused instead, keeping the user's data."""
         self._delete_children(keep_volume=bool(self.status.get("firstStartedAt")))
         if self.status.get("firstStartedAt"):
+            # What ran before stays billed: Paused keeps the data, Failed would refund it.
+            recovering = (self.status.get("disruption") or {}).get("recovering")
+            reason = "NoCapacity" if recovering else "ResumeFailed"
+            if recovering:
+                self.status["disruption"] = {**self.status["disruption"], "recovering": False}
             self.status.pop("provisioningSince", None)
-            self._set_phase(Phase.PAUSED, "ResumeFailed", message, warning=True)
-            self._condition(ConditionType.READY, False, "ResumeFailed", message)
-            self._condition(ConditionType.PAUSED, True, "ResumeFailed", message)
+            # Held until the spec changes: retrying every timeout would flap Paused and
+            # Provisioning forever on a full pool.
+            self.status["heldGeneration"] = self.rental.generation
+            self._set_phase(Phase.PAUSED, reason, message, warning=True)
+            self._condition(ConditionType.READY, False, reason, message)
+            self._condition(ConditionType.PAUSED, True, reason, message)
             return
         self._close_all_meters()
         self.status["refundedCents"] = meter.refund_all(self.status, self.ctx.now)
@@ -333,9 +463,9 @@ class _Planner:
 
     def _pause(self, reason: str, message: str) -> None:
         self._close_segment(None)
-        pod = self.children.pod
-        if pod is not None and not pod.deleting:
-            self._act(ActionKind.DELETE_POD, pod.name)
+        pod, lost = self.children.pod, self.children.node_loss is not None
+        if pod is not None and (not pod.deleting or lost):
+            self._act(ActionKind.DELETE_POD, pod.name, FORCE if lost else None)
         self.status.pop("provisioningSince", None)
         self._set_phase(Phase.PAUSED, "Paused", message)
         self._condition(ConditionType.PAUSED, True, reason, message)
@@ -398,10 +528,11 @@ class _Planner:
 
     def _delete_children(self, keep_volume: bool) -> None:
         pod, pvc, secret = self.children.pod, self.children.pvc, self.children.secret
-        if pod is not None and not pod.deleting:
+        lost = self.children.node_loss is not None
+        if pod is not None and (not pod.deleting or lost):
             if self.phase is not Phase.FAILED:
                 self._close_segment(None)  # bills a pod that outlived its closed segment
-            self._act(ActionKind.DELETE_POD, pod.name)
+            self._act(ActionKind.DELETE_POD, pod.name, FORCE if lost else None)
         if keep_volume:
             return
         if pvc is not None and not pvc.deleting:
@@ -410,6 +541,9 @@ class _Planner:
             self._act(ActionKind.DELETE_SECRET, secret.name)
 
     def _close_segment(self, end: datetime | None) -> None:
+        loss = self.children.node_loss
+        if loss is not None:  # the GPUs were unreachable from the node's last heartbeat
+            end = min(end or loss.since, loss.since)
         if meter.is_open(self.status):
             meter.close_segment(self.status, min(end or self.ctx.now, self.ctx.now))
             return
@@ -491,6 +625,9 @@ class _Planner:
         if changed or self.ctx.heartbeat:
             meter.refresh(self.status, self.ctx.now, self.ctx.prepaid_seconds)
 
+
+# Delete options for a pod on a lost node: no kubelet will ever confirm a graceful delete.
+FORCE: dict[str, Any] = {"gracePeriodSeconds": 0}
 
 _RANK = {DesiredState.RUNNING: 0, DesiredState.PAUSED: 1, DesiredState.STOPPED: 2}
 

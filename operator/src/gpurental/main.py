@@ -16,7 +16,7 @@ import kopf
 
 from gpurental import health, metrics
 from gpurental.clock import clock_from_env
-from gpurental.handlers import catalog, children, rentals  # noqa: F401  (registers handlers)
+from gpurental.handlers import catalog, children, nodes, rentals  # noqa: F401  (registers handlers)
 from gpurental.idle_watch import IdleWatch
 from gpurental.k8s import Kube, load_config
 from gpurental.models import GROUP

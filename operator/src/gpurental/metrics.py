@@ -54,6 +54,12 @@ STOP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 
+DISRUPTIONS = Counter(
+    "gpurental_disruptions",
+    "Rentals whose pod or volume was taken away without the user asking, by reason "
+    "(NodeLost, VolumeLost, PodDeleted, Evicted, Preempted).",
+    ["namespace", "offer", "reason"],
+)
 IDLE_PAUSES = Counter(
     "gpurental_idle_pauses", "Rentals the operator paused (or stopped) because the GPU sat idle.",
     ["namespace", "offer"],

@@ -146,6 +146,10 @@ class StorageSpec(_Spec):
     size: str = "50Gi"
     storage_class_name: str | None = Field(default=None, alias="storageClassName")
     mount_path: str = Field(default="/workspace", alias="mountPath")
+    # The uid of a claim that was lost (deleted outside the operator): naming it lets the
+    # rental continue on a new, empty volume. A uid, not a flag, so a GitOps repository that
+    # accepted one loss never silently accepts the next.
+    accept_lost_claim: str | None = Field(default=None, alias="acceptLostClaim")
 
     @field_validator("size")
     @classmethod
@@ -231,6 +235,7 @@ class ConditionType(StrEnum):
     BUDGET_EXHAUSTED = "BudgetExhausted"
     SETTLED = "Settled"
     IDLE = "Idle"  # paused (or stopped) because the GPU sat idle
+    VOLUME_LOST = "VolumeLost"  # the rental's claim was deleted outside the operator
 
 
 def set_condition(

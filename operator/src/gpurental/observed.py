@@ -45,6 +45,14 @@ class PodView:
     unschedulable: str | None = None  # the scheduler's message
     waiting_reason: str | None = None  # e.g. ErrImagePull, ContainerCreating
     waiting_message: str | None = None
+    node_name: str | None = None
+    # The kubelet kills the container by this moment at the latest (deletionTimestamp is the
+    # end of the grace period, not the moment the delete was asked for).
+    deletion_deadline: datetime | None = None
+    # Who or what removed the pod, when Kubernetes says (the DisruptionTarget condition's
+    # reason: EvictionByEvictionAPI, PreemptionByScheduler, DeletionByTaintManager, ...).
+    disruption: str | None = None
+    disruption_message: str | None = None
 
     @property
     def running(self) -> bool:
@@ -72,6 +80,9 @@ class PodView:
             unschedulable=_unschedulable(status),
             waiting_reason=waiting.get("reason"),
             waiting_message=waiting.get("message"),
+            node_name=(pod.get("spec") or {}).get("nodeName") or None,
+            deletion_deadline=_ts(meta.get("deletionTimestamp")),
+            **_disruption(status),
         )
 
 
@@ -81,6 +92,14 @@ def _workload_status(status: dict[str, Any]) -> dict[str, Any]:
         if container.get("name") == WORKLOAD_CONTAINER:
             return dict(container)
     return dict(statuses[0]) if statuses else {}
+
+
+def _disruption(status: dict[str, Any]) -> dict[str, str | None]:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            return {"disruption": str(cond.get("reason") or "DisruptionTarget"),
+                    "disruption_message": cond.get("message")}
+    return {}
 
 
 def _unschedulable(status: dict[str, Any]) -> str | None:
@@ -95,6 +114,7 @@ class PvcView:
     name: str
     phase: str
     deleting: bool
+    uid: str = ""
 
     @classmethod
     def from_dict(cls, pvc: dict[str, Any]) -> PvcView:
@@ -103,7 +123,46 @@ class PvcView:
             name=meta.get("name", ""),
             phase=(pvc.get("status") or {}).get("phase") or "Pending",
             deleting=bool(meta.get("deletionTimestamp")),
+            uid=meta.get("uid", ""),
         )
+
+
+@dataclass(frozen=True)
+class NodeLoss:
+    """A node the node-lifecycle controller declared lost (Ready not True, and tainted
+    unreachable or not-ready), with the moment its GPUs were last known to be there: the
+    kubelet's last heartbeat (its Lease's renewTime), never later than the controller's
+    taint. A container on a lost node cannot be reached; billing ends at `since`."""
+
+    node: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    ready: str  # the Ready condition's status: True | False | Unknown
+    lost_at: datetime | None  # timeAdded of the unreachable / not-ready NoExecute taint
+    heartbeat: datetime | None  # the Ready condition's lastHeartbeatTime
+
+    @property
+    def lost(self) -> bool:
+        return self.ready != "True" and self.lost_at is not None
+
+    @classmethod
+    def from_dict(cls, node: dict[str, Any]) -> NodeView:
+        ready: dict[str, Any] = next((c for c in (node.get("status") or {}).get("conditions") or ()
+                      if c.get("type") == "Ready"), {})
+        lost_at = None
+        for taint in (node.get("spec") or {}).get("taints") or ():
+            if taint.get("key") in NODE_LOST_TAINTS and taint.get("effect") == "NoExecute":
+                lost_at = _ts(taint.get("timeAdded")) or lost_at
+        return cls(name=node.get("metadata", {}).get("name", ""),
+                   ready=str(ready.get("status") or "Unknown"), lost_at=lost_at,
+                   heartbeat=_ts(ready.get("lastHeartbeatTime")))
+
+
+NODE_LOST_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
 
 
 @dataclass(frozen=True)
@@ -119,6 +178,10 @@ class Children:
     pod: PodView | None = None
     pvc: PvcView | None = None
     secret: SecretView | None = None
+    # The rental's last pod as its final watch event showed it, kept until a new pod
+    # replaces it: the kubelet's terminated.finishedAt there is when billing really ended.
+    gone_pod: PodView | None = None
+    node_loss: NodeLoss | None = None  # the node of the rental's pod was declared lost
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from gpurental import idle, lifecycle, meter, metrics, money, settlement
+from gpurental import disruptions, idle, lifecycle, meter, metrics, money, settlement
 from gpurental.clock import Clock, parse_ts
 from gpurental.k8s import Conflict, Kube
 from gpurental.lifecycle import Action, ActionKind, Context, Plan, WalletView
@@ -34,7 +34,7 @@ from gpurental.models import (
     parse_spec,
     status_merge_patch,
 )
-from gpurental.observed import FINALIZER, RentalView
+from gpurental.observed import FINALIZER, NodeLoss, RentalView
 from gpurental.offers import OfferReconciler
 from gpurental.wallets import WalletReconciler
 from gpurental.workqueue import WorkQueue
@@ -102,6 +102,10 @@ class Controller:
     def child_seen(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
         """Cache a pod / PVC / Secret; returns its rental's key."""
         return self.world.put_child(kind, body, deleted=deleted)
+
+    def node_seen(self, body: dict[str, Any], deleted: bool = False) -> list[Key]:
+        """Cache a node; returns the rentals on it when it was lost or came back."""
+        return self.world.put_node(body, deleted=deleted)
 
     def offer_seen(self, body: dict[str, Any], deleted: bool = False) -> list[Key]:
         """Cache an offer; returns the rentals that use it."""
@@ -217,6 +221,7 @@ class Controller:
         if view is None:
             return
         ctx = self._context(view)
+        await self._time_node_loss(view)
         children = self.world.children(view.uid)
         plan = lifecycle.plan(view, children, ctx)
         if plan.needs_diagnosis:
@@ -228,6 +233,18 @@ class Controller:
         self._schedule(key, plan, ctx)
         if plan.status.get("phase") != view.status.get("phase") and view.spec.get("wallet"):
             self.wallets.enqueue((view.namespace, str(view.spec["wallet"])))
+
+    async def _time_node_loss(self, view: RentalView) -> None:
+        """When the rental's pod's node was declared lost, find once when its GPUs were last
+        known there: the kubelet's last Lease renewal, never after the controller's taint
+        (the Ready condition's heartbeat may be minutes old: the kubelet posts status
+        rarely when nothing changes, and renews its Lease every few seconds)."""
+        node = self.world.lost_node_of(view.uid)
+        if node is None or node.lost_at is None:
+            return
+        renewed = await self.kube.node_heartbeat(node.name)
+        heard = parse_ts(renewed) if renewed else (node.heartbeat or node.lost_at)
+        self.world.node_losses[node.name] = NodeLoss(node.name, min(heard, node.lost_at))
 
     def _context(self, view: RentalView) -> Context:
         now = self.clock.now()
@@ -379,7 +396,19 @@ class Controller:
         if (status.get("idlePausedGeneration") is not None
                 and view.status.get("idlePausedGeneration") is None):
             metrics.IDLE_PAUSES.labels(namespace=view.namespace, offer=offer).inc()
+        self._observe_disruption(view, offer, status)
         self.charges.observe_status(view.uid, view.namespace, offer, status)
+
+    @staticmethod
+    def _observe_disruption(view: RentalView, offer: str, status: dict[str, Any]) -> None:
+        new, old = status.get("disruption") or {}, view.status.get("disruption") or {}
+        reason = new.get("reason")
+        if reason in disruptions.REASONS and new.get("podUid") != old.get("podUid"):
+            metrics.DISRUPTIONS.labels(namespace=view.namespace, offer=offer,
+                                       reason=reason).inc()
+        if status.get("lostClaim") and not view.status.get("lostClaim"):
+            metrics.DISRUPTIONS.labels(namespace=view.namespace, offer=offer,
+                                       reason=disruptions.VOLUME_LOST).inc()
 
     def _post_events(self, view: RentalView, plan: Plan) -> None:
         if not plan.events:
@@ -408,7 +437,8 @@ class Controller:
         kind = _CHILD_KINDS[action.kind]
         if kind == "Pod":
             self._observe_stop_latency(view.key)
-        await self.kube.delete(kind, view.namespace, action.name)
+        grace = (action.body or {}).get("gracePeriodSeconds")
+        await self.kube.delete(kind, view.namespace, action.name, grace)
         self.world.mark_deleting(kind, view.uid)
 
     def _observe_stop_latency(self, key: Key) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 from gpurental.builders import ANNOTATION_KEYS_DIGEST
 from gpurental.observed import (
     Children,
+    NodeLoss,
+    NodeView,
     PodView,
     PvcView,
     RentalView,
@@ -82,6 +84,10 @@ class World:
     pods: dict[str, _Entry] = field(default_factory=dict)
     pvcs: dict[str, _Entry] = field(default_factory=dict)
     secrets: dict[str, _Entry] = field(default_factory=dict)
+    gone_pods: dict[str, PodView] = field(default_factory=dict)  # by rental uid
+    nodes: dict[str, NodeView] = field(default_factory=dict)
+    # When a lost node's GPUs were last known there (see NodeLoss), found once per loss.
+    node_losses: dict[str, NodeLoss] = field(default_factory=dict)
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
     wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
@@ -111,6 +117,7 @@ class World:
         if entry is not None:
             self._unindex(entry.view)
             self.rental_keys_by_uid.pop(entry.view.uid, None)
+            self.gone_pods.pop(entry.view.uid, None)
 
     def rental(self, key: Key) -> RentalView | None:
         entry = self.rentals.get(key)
@@ -153,11 +160,39 @@ class World:
             cached = table.get(owner)
             if cached is not None and cached.view.name == body["metadata"].get("name"):
                 table.pop(owner, None)
+                if kind == "Pod":
+                    self.gone_pods[owner] = PodView.from_dict(body)
         else:
             cached = table.get(owner)
             if cached is None or _newer(rv, cached.resource_version):
-                table[owner] = _Entry(_still_deleting(cached, _child_view(kind, body)), rv)
+                view = _still_deleting(cached, _child_view(kind, body))
+                table[owner] = _Entry(view, rv)
+                gone = self.gone_pods.get(owner)
+                if kind == "Pod" and gone is not None and gone.uid != view.uid:
+                    del self.gone_pods[owner]
         return self.rental_keys_by_uid.get(owner)
+
+    # --- nodes -----------------------------------------------------------------------------
+
+    def put_node(self, body: dict[str, Any], deleted: bool = False) -> list[Key]:
+        """Cache a node; returns the rentals whose pods run on it when its health changed."""
+        name = body.get("metadata", {}).get("name", "")
+        old = self.nodes.get(name)
+        if deleted:
+            self.nodes.pop(name, None)
+            self.node_losses.pop(name, None)
+            return []
+        view = NodeView.from_dict(body)
+        self.nodes[name] = view
+        if not view.lost:
+            self.node_losses.pop(name, None)
+        if old is not None and old.lost == view.lost:
+            return []
+        return self.rentals_on_node(name)
+
+    def rentals_on_node(self, node: str) -> list[Key]:
+        return [key for uid, entry in self.pods.items()
+                if entry.view.node_name == node and (key := self.rental_keys_by_uid.get(uid))]
 
     def mark_deleting(self, kind: str, rental_uid: str) -> None:
         """Note a delete the operator just issued, until the watch confirms it, so the next
@@ -173,7 +208,20 @@ class World:
             entry = table.get(rental_uid)
             return entry.view if entry else None
 
-        return Children(pod=view(self.pods), pvc=view(self.pvcs), secret=view(self.secrets))
+        pod = view(self.pods)
+        node = self.nodes.get(pod.node_name) if pod is not None and pod.node_name else None
+        loss = self.node_losses.get(node.name) if node is not None and node.lost else None
+        return Children(pod=pod, pvc=view(self.pvcs), secret=view(self.secrets),
+                        gone_pod=self.gone_pods.get(rental_uid), node_loss=loss)
+
+    def lost_node_of(self, rental_uid: str) -> NodeView | None:
+        """The rental's pod's node, if it was declared lost and its loss is not yet timed."""
+        entry = self.pods.get(rental_uid)
+        node_name = entry.view.node_name if entry is not None else None
+        node = self.nodes.get(node_name) if node_name else None
+        if node is None or not node.lost or node.name in self.node_losses:
+            return None
+        return node
 
     def _table(self, kind: str) -> dict[str, _Entry]:
         return {"Pod": self.pods, "PersistentVolumeClaim": self.pvcs, "Secret": self.secrets}[kind]
