@@ -160,7 +160,9 @@ class _Planner:
         pod = self.children.pod
         if volume_lost and (pod is None or not pod.running):
             # Resuming onto a new, empty claim would hide the loss: wait for the user's word.
-            return self._pause("VolumeLost", self._volume_lost_message())
+            self._pause("VolumeLost", self._volume_lost_message())
+            self.status["message"] = self._volume_lost_message()
+            return
         if self._held_after_failed_resume():
             return
         self._clear(ConditionType.PAUSED, "Running", "the rental is not paused")
@@ -432,7 +434,7 @@ class _Planner:
                             ) -> None:
         self.status.setdefault("provisioningSince", self.now)
         self.status["podName"] = builders.pod_name(self.rental.name)
-        self._set_phase(Phase.PROVISIONING, reason, message)
+        self._set_phase(Phase.PROVISIONING, "Provisioning", message)
         self._condition(ConditionType.READY, False, reason, message)
 
     def _provisioning_failed(self, message: str) -> None:
