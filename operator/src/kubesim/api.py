@@ -112,6 +112,8 @@ class Api:
             return self.bind(target, body)
         if target.subresource == "token":
             return self.issue_token(target, body)
+        if target.subresource == "eviction":
+            return self.evict(target, body)
         if target.name or target.subresource:
             raise errors.method_not_allowed()
         if target.rt.namespaced and target.namespace is None:
@@ -239,6 +241,26 @@ class Api:
             "spec": spec,
             "status": {"token": token,
                        "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+
+    def evict(self, target: Target, body: Any) -> tuple[int, bytes]:
+        """pods/eviction (policy/v1 Eviction): the pod gets kube-apiserver's DisruptionTarget
+        condition, then a graceful delete. No PodDisruptionBudgets are judged here."""
+        ns = target.namespace or ""
+        options = dict((body or {}).get("deleteOptions") or {}) if isinstance(body, dict) else {}
+        current = self.store.get(target.rt, ns, target.name)
+        pod = loads(current.raw)
+        if not pod["metadata"].get("deletionTimestamp"):
+            conditions = [c for c in pod.setdefault("status", {}).get("conditions") or []
+                          if c.get("type") != "DisruptionTarget"]
+            conditions.append({"type": "DisruptionTarget", "status": "True",
+                               "reason": "EvictionByEvictionAPI",
+                               "message": "Eviction API: evicting",
+                               "lastTransitionTime": now_rfc3339(), "lastProbeTime": None})
+            pod["status"]["conditions"] = conditions
+            self.store.replace(target.rt, pod, current)
+            self.store.delete(target.rt, ns, target.name, options)
+        return 201, dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                           "status": "Success", "code": 201})
 
     def bind(self, target: Target, body: Any) -> tuple[int, bytes]:
         """pods/binding: what the scheduler posts to put a pod on a node."""

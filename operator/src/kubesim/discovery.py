@@ -19,8 +19,10 @@ VERSION_INFO = {
 # apiextensions-apiserver lists a custom resource's verbs in this (unsorted) order.
 CUSTOM_VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
 _SUB_VERBS = {"status": ["get", "patch", "update"], "binding": ["create"],
-              "scale": ["get", "patch", "update"], "token": ["create"], "log": ["get"]}
-_SUB_KIND = {"binding": "Binding", "scale": "Scale", "token": "TokenRequest", "log": "Pod"}
+              "scale": ["get", "patch", "update"], "token": ["create"], "log": ["get"],
+              "eviction": ["create"]}
+_SUB_KIND = {"binding": "Binding", "scale": "Scale", "token": "TokenRequest", "log": "Pod",
+             "eviction": "Eviction"}
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -69,6 +71,8 @@ def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
             entry.update(group="autoscaling", version="v1")
         elif sub == "token":
             entry.update(group="authentication.k8s.io", version="v1")
+        elif sub == "eviction":
+            entry.update(group="policy", version="v1")
         out.append(entry)
     return out
 
