@@ -307,7 +307,20 @@ def layout() -> list[tuple[Panel, int, int]]:
                 "{{namespace}} / {{offer}}: {{reason}}",
             )],
             bars=True, stack=True,
-        ), 24, 8),
+        ), 12, 8),
+        (timeseries(
+            "Disruptions by reason",
+            "Pods and volumes taken away without the user asking: NodeLost (the node stopped "
+            "reporting), VolumeLost (a claim deleted outside the operator; the "
+            "GpuRentalVolumeLost alert fires), PodDeleted, Evicted, Preempted. Billing stops "
+            "when the GPU was lost; the rental is brought back on a new pod.",
+            [target(
+                f"sum by (namespace, offer, reason) "
+                f"(increase(gpurental_disruptions_total{{{NS_OFFER}}}[{RATE}]))",
+                "{{namespace}} / {{offer}}: {{reason}}",
+            )],
+            bars=True, stack=True,
+        ), 12, 8),
 
         (row("Idle GPUs"), 24, 1),
         (timeseries(

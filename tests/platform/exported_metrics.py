@@ -43,6 +43,11 @@ EXPORTED_METRICS: dict[str, Metric] = {
     "gpurental_transitions_total": Metric(
         "counter", ("namespace", "from_phase", "to_phase"), "Phase transitions of rentals."
     ),
+    # Faults of the world: pods and volumes taken away without the user asking.
+    "gpurental_disruptions_total": Metric(
+        "counter", ("namespace", "offer", "reason"),
+        "Rentals whose pod or volume was taken away without the user asking, by reason.",
+    ),
     # Idle auto-pause (spec.idle).
     "gpurental_idle_pauses_total": Metric(
         "counter", ("namespace", "offer"), "Rentals paused or stopped because the GPU sat idle."

@@ -241,6 +241,8 @@ OPERATOR_NEEDS = (
     | grant("", "secrets", "list watch create patch delete")
     | grant("", "events", "create list")
     | grant("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
+    | grant("", "nodes", "list watch")  # node loss: the node-lifecycle controller's verdict
+    | grant("coordination.k8s.io", "leases", "get")  # a lost node's last heartbeat
 )
 NAMESPACED = grant("", "namespaces", "list watch")  # kopf follows the namespaces it serves
 PEERING = grant("kopf.dev", "clusterkopfpeerings kopfpeerings", "get list watch patch")
@@ -417,7 +419,7 @@ def test_prometheusrule_is_the_alerts_file(helm, tmp_path):
 def test_prometheusrule_values(helm, tmp_path):
     rule = one(render(helm, tmp_path, SCENARIOS["customised"]), "PrometheusRule")
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert "GpuRentalBurnRateSpike" not in alerts and len(alerts) == 6
+    assert "GpuRentalBurnRateSpike" not in alerts and len(alerts) == 7
     assert alerts["GpuRentalOperatorDown"]["expr"].strip() == (
         'absent(up{job=~"gpu-system/gpurental-metrics"} == 1)'
     )

@@ -121,15 +121,16 @@ class GpuNodes:
     """The simulated kubelet + scheduler + PVC provisioner, as a subprocess."""
 
     def __init__(self, kubeconfig: Path, workdir: Path, nodes: Sequence[str] = DEFAULT_NODES,
-                 args: Sequence[str] = ()) -> None:
+                 args: Sequence[str] = (), log_name: str = "nodes.log") -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.nodes = list(nodes)
         self.args = list(args)
+        self.log_name = log_name
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GpuNodes:
-        log = open(self.workdir / "nodes.log", "wb")  # noqa: SIM115
+        log = open(self.workdir / self.log_name, "wb")  # noqa: SIM115
         cmd = [sys.executable, "-m", "kubesim", "node", "--kubeconfig", str(self.kubeconfig)]
         for node in self.nodes:
             cmd += ["--node", node]
@@ -140,6 +141,10 @@ class GpuNodes:
 
     def stop(self) -> None:
         _stop(self.process)
+
+    def kill(self) -> None:
+        """SIGKILL: the nodes die at once (no more heartbeats, pods left as they were)."""
+        _stop(self.process, signal.SIGKILL)
 
 
 class Cluster:
