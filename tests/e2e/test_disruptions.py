@@ -8,8 +8,11 @@ terminated.finishedAt (read from a watch that keeps every pod's last state).
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,8 @@ from e2e_support import Rentals, eventually
 from kubernetes import client, watch
 
 from gpurental_dev.cluster import OperatorProcess
+
+PLUGIN = Path(sys.executable).parent / "kubectl-gpurental"
 
 
 class LastStates:
@@ -82,7 +87,7 @@ def disruptions_counted(operator: OperatorProcess, namespace: str, reason: str) 
 
 
 def test_a_claim_deleted_while_paused_is_never_replaced_by_an_empty_one(
-        rentals: Rentals, operator: OperatorProcess) -> None:
+        rentals: Rentals, operator: OperatorProcess, kubeconfig: str) -> None:
     """The issue's walk: Running, Paused, `kubectl delete pvc`, Running again."""
     rentals.create("nb", storage={"size": "1Gi"})
     rentals.wait_phase("nb", "Running")
@@ -107,6 +112,10 @@ def test_a_claim_deleted_while_paused_is_never_replaced_by_an_empty_one(
     assert f'acceptLostClaim: "{lost_uid}"' in held["message"]
     assert rentals.pvcs() == [] and rentals.pods() == []  # nothing empty made behind its back
     assert disruptions_counted(operator, rentals.namespace, "VolumeLost") == 1
+    listing = subprocess.run(
+        [str(PLUGIN), "--kubeconfig", kubeconfig, "-n", rentals.namespace, "list",
+         "--status", "disrupted"], capture_output=True, text=True, check=True).stdout
+    assert listing.splitlines()[1].split()[:3] == ["nb", "Paused", "(VolumeLost)"]
 
     rentals.patch("nb", storage={"size": "1Gi", "acceptLostClaim": lost_uid})
     rentals.wait_phase("nb", "Running")

@@ -233,3 +233,22 @@ def test_add_and_remove_keys() -> None:
     assert meter.add_keys([KEY], [other, KEY.replace("alice@laptop", "renamed")]) == [KEY, other]
     assert meter.remove_keys([KEY, other], ["bob@desk"]) == ([KEY], [])
     assert meter.remove_keys([KEY], ["carol"]) == ([KEY], ["carol"])
+
+
+@pytest.mark.parametrize(("status", "cause"), [
+    ({"phase": "Paused", "lostClaim": {"uid": "c1"}}, "VolumeLost"),
+    ({"phase": "Provisioning", "disruption": {"reason": "NodeLost", "recovering": True}},
+     "NodeLost"),
+    ({"phase": "Running", "disruption": {"reason": "NodeLost", "recovering": False}}, None),
+    ({"phase": "Paused", "conditions": [{"type": "Paused", "status": "True",
+                                         "reason": "NoCapacity"}]}, "NoCapacity"),
+    ({"phase": "Paused", "conditions": [{"type": "Paused", "status": "True",
+                                         "reason": "UserRequested"}]}, None),
+])
+def test_disrupted_rentals_show_their_cause_and_have_a_chip(status: dict[str, Any],
+                                                           cause: str | None) -> None:
+    obj = {"metadata": {"name": "r"}, "status": status}
+    assert meter.disruption_of(obj) == cause
+    assert meter.matches_filter(obj, "disrupted") == (cause is not None)
+    expected = f"{status['phase']} ({cause})" if cause else status["phase"]
+    assert meter.phase_text(obj) == expected

@@ -236,7 +236,7 @@ def list_row(obj: Obj, offers: dict[str, Obj], now: datetime, wide: bool,
              all_namespaces: bool) -> list[str]:
     spec, status = _spec(obj), _status(obj)
     reading = meter.read(status, now)
-    row = [_name(obj), meter.phase_of(obj), str(spec.get("offer") or render.NONE),
+    row = [_name(obj), meter.phase_text(obj), str(spec.get("offer") or render.NONE),
            gpus_text(obj, offers), render.rate(meter.rate_of(status)),
            durations.format_duration(reading.seconds), render.dollars(reading.charged_cents),
            render.age(obj["metadata"].get("creationTimestamp"), now)]
@@ -633,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("list", cmd_list, "List rentals with the seed's status filter.")
     p.add_argument("--status", choices=list(meter.STATUS_FILTERS), default="all",
                    help="all | running | in-progress (Pending, Provisioning) | paused | "
-                        "stopped | failed")
+                        "stopped | failed | disrupted (a pod or volume taken away: node "
+                        "lost, pod deleted or evicted, volume lost, no capacity)")
     p.add_argument("-l", "--selector", help="label selector, e.g. team=ml")
     p.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
 

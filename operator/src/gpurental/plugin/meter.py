@@ -35,6 +35,7 @@ STATUS_FILTERS: dict[str, frozenset[str] | None] = {
     "paused": frozenset({"Paused"}),
     "stopped": frozenset({"Stopped"}),
     "failed": frozenset({"Failed"}),
+    "disrupted": None,  # see disruption_of: not a phase, a pod or volume taken away
 }
 
 TERMINAL_PHASES = frozenset({"Stopped", "Failed"})
@@ -44,7 +45,36 @@ def phase_of(obj: Obj) -> str:
     return str((obj.get("status") or {}).get("phase") or "Pending")
 
 
+#: Paused reasons that a fault of the world, not the user, put the rental in.
+_FAULT_HOLDS = frozenset({"NoCapacity", "VolumeUnavailable", "VolumeLost"})
+
+
+def disruption_of(obj: Obj) -> str | None:
+    """Why the rental is not where its user wants it because of a fault of the world: its
+    claim was deleted, its pod is being replaced (NodeLost, PodDeleted, Evicted, ...), or it
+    waits Paused for capacity. None when nothing was taken away or it has recovered."""
+    status = obj.get("status") or {}
+    if status.get("lostClaim"):
+        return "VolumeLost"
+    disruption = status.get("disruption") or {}
+    if disruption.get("recovering"):
+        return str(disruption.get("reason") or "Disrupted")
+    for condition in status.get("conditions") or ():
+        if (condition.get("type") == "Paused" and condition.get("status") == "True"
+                and condition.get("reason") in _FAULT_HOLDS):
+            return str(condition["reason"])
+    return None
+
+
+def phase_text(obj: Obj) -> str:
+    """The PHASE column: the phase, and the fault behind it if any ("Paused (VolumeLost)")."""
+    cause = disruption_of(obj)
+    return f"{phase_of(obj)} ({cause})" if cause else phase_of(obj)
+
+
 def matches_filter(obj: Obj, status_filter: str) -> bool:
+    if status_filter == "disrupted":
+        return disruption_of(obj) is not None
     phases = STATUS_FILTERS[status_filter]
     return phases is None or phase_of(obj) in phases
 
