@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e_support import GROUP, VERSION, Rentals, eventually
@@ -30,9 +31,22 @@ OFFER = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GpuOffer", "metadata": {"n
 TIMINGS = Timings(node_monitor_grace_period=15, not_ready_toleration=4, unreachable_toleration=4)
 
 
+LOCAL_CLASS = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+               "metadata": {"name": "local"}, "provisioner": "kubesim.dev/hostpath",
+               "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"}
+
+
 class LossCluster:
-    def __init__(self, cluster: Cluster, doomed: GpuNodes, operator: OperatorProcess) -> None:
-        self.cluster, self.doomed, self.operator = cluster, doomed, operator
+    def __init__(self, cluster: Cluster, operator: OperatorProcess) -> None:
+        self.cluster, self.operator = cluster, operator
+        self.substrate = cluster.substrate
+
+    def node(self, name: str) -> GpuNodes:
+        """One more simulated GPU node in a process of its own, to be killed."""
+        return GpuNodes(self.substrate.nodes_kubeconfig(), self.cluster.workdir,
+                        [f"{name}=NVIDIA-GeForce-RTX-4090:4"],
+                        [*self.substrate.node_args(), "--no-provisioner"],
+                        log_name=f"{name}.log").start()
 
 
 @pytest.fixture(scope="module",
@@ -44,19 +58,63 @@ def loss_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     try:
         with Cluster(workdir / "cluster", nodes=["gpu-healthy=NVIDIA-GeForce-RTX-4090:4"],
                      substrate=substrate) as cluster:
-            doomed = GpuNodes(substrate.nodes_kubeconfig(), cluster.workdir,
-                              ["gpu-doomed=NVIDIA-GeForce-RTX-4090:4"],
-                              [*substrate.node_args(), "--no-provisioner"],
-                              log_name="doomed-nodes.log").start()
-            try:
-                cluster.kubectl("apply", "-f", "-", input=_yaml(OFFER))
-                operator = cluster.start_operator("--metering-interval", "2",
-                                                  "--provisioning-timeout", "120")
-                yield LossCluster(cluster, doomed, operator)
-            finally:
-                doomed.stop()
+            cluster.kubectl("apply", "-f", "-", input=_yaml(OFFER) + "---\n" + _yaml(LOCAL_CLASS))
+            operator = cluster.start_operator("--metering-interval", "2",
+                                              "--provisioning-timeout", "120")
+            yield LossCluster(cluster, operator)
     finally:
         substrate.stop()
+
+
+class Session:
+    def __init__(self, loss: LossCluster, namespace: str, api: client.ApiClient) -> None:
+        self.loss, self.namespace = loss, namespace
+        self.core, self.custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        self.coordination = client.CoordinationV1Api(api)
+        self.rentals = Rentals(self.custom, self.core, namespace)
+
+    def run_on(self, node: str, name: str, **spec: Any) -> tuple[dict[str, Any], datetime]:
+        """A rental whose pod runs on `node` (the healthy node cordoned meanwhile), once the
+        node heartbeat came after its container's start."""
+        cluster = self.loss.cluster
+        eventually(lambda: node in {n.metadata.name for n in self.core.list_node().items},
+                   timeout=60)
+        cluster.kubectl("cordon", "gpu-healthy")
+        try:
+            self.rentals.create(name, offer="rtx", **spec)
+            status = self.rentals.wait_phase(name, "Running", timeout=120)
+        finally:
+            cluster.kubectl("uncordon", "gpu-healthy")
+        pod = self.core.read_namespaced_pod(name, self.namespace)
+        assert pod.spec.node_name == node
+        started = pod.status.container_statuses[0].state.running.started_at
+        eventually(lambda: self.heartbeat(node).timestamp() > started.timestamp() + 2,
+                   timeout=30)
+        return status, started
+
+    def pod(self, name: str) -> client.V1Pod:
+        try:
+            return self.core.read_namespaced_pod(name, self.namespace)
+        except client.ApiException as exc:
+            raise AssertionError(f"no pod {name} ({exc.status})") from None
+
+    def heartbeat(self, node: str) -> datetime:
+        return self.coordination.read_namespaced_lease(node, "kube-node-lease").spec.renew_time
+
+    def node_lost(self, name: str) -> dict[str, Any]:
+        def noticed() -> dict[str, Any]:
+            ready = self.rentals.condition(name, "Ready") or {}
+            assert ready.get("reason") == "NodeLost", ready
+            return self.rentals.status(name)
+        return eventually(noticed, timeout=120)
+
+
+@pytest.fixture
+def session(loss_cluster: LossCluster) -> Iterator[Session]:
+    api = config.new_client_from_config(config_file=str(loss_cluster.cluster.kubeconfig))
+    with fresh_namespace(api, "loss") as namespace:
+        yield Session(loss_cluster, namespace, api)
+    api.close()
 
 
 def _yaml(obj: object) -> str:
@@ -69,60 +127,77 @@ def ts(value: str) -> datetime:
 
 
 def test_a_lost_node_is_billed_to_its_last_heartbeat_and_the_rental_moves(
-        loss_cluster: LossCluster) -> None:
-    cluster = loss_cluster.cluster
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    coordination = client.CoordinationV1Api(api)
-    with fresh_namespace(api, "loss") as namespace:
-        rentals = Rentals(custom, core, namespace)
-        eventually(lambda: {n.metadata.name for n in core.list_node().items}
-                   >= {"gpu-healthy", "gpu-doomed"}, timeout=60)
-        cluster.kubectl("cordon", "gpu-healthy")  # the first pod lands on the doomed node
-        rentals.create("trainer", offer="rtx", storage={"size": "1Gi"})
-        first = rentals.wait_phase("trainer", "Running", timeout=120)
-        pod = core.read_namespaced_pod("trainer", namespace)
-        assert pod.spec.node_name == "gpu-doomed"
+        session: Session) -> None:
+    rentals, core = session.rentals, session.core
+    doomed = session.loss.node("gpu-doomed-1")
+    try:
+        first, started = session.run_on("gpu-doomed-1", "trainer", storage={"size": "1Gi"})
         claim_uid = rentals.status("trainer")["pvcUid"]
-        started = pod.status.container_statuses[0].state.running.started_at
-        cluster.kubectl("uncordon", "gpu-healthy")
-        # A heartbeat after the container started, so the billed interval is not empty.
-        eventually(lambda: coordination.read_namespaced_lease(
-            "gpu-doomed", "kube-node-lease").spec.renew_time.timestamp()
-            > started.timestamp() + 2, timeout=30)
+        doomed.kill()  # the node dies: no more heartbeats
+        lost = session.node_lost("trainer")
+    finally:
+        doomed.stop()
+    last_heartbeat = session.heartbeat("gpu-doomed-1")
+    assert lost["phase"] == "Provisioning"
+    assert lost.get("runningSince") is None
+    assert ts(lost["disruption"]["at"]) == last_heartbeat.replace(microsecond=0)
+    assert lost["accruedSeconds"] == int((last_heartbeat - started).total_seconds()) > 0
+    assert "NodeLost" in rentals.event_reasons("trainer")
 
-        loss_cluster.doomed.kill()  # the node dies: no more heartbeats
+    # Kubernetes evicts the pod; the operator removes it (no kubelet will confirm) and a new
+    # one runs on the healthy node, on the same claim.
+    def moved() -> client.V1Pod:
+        pod = session.pod("trainer")
+        assert pod.spec.node_name == "gpu-healthy", pod.spec.node_name
+        assert pod.status.phase == "Running"
+        return pod
+    new_pod = eventually(moved, timeout=120)
+    status = rentals.wait_phase("trainer", "Running", timeout=60)
+    new_start = new_pod.status.container_statuses[0].state.running.started_at
+    assert status["runningSince"] == new_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert status["accruedSeconds"] == lost["accruedSeconds"]  # the gap is never billed
+    assert status["pvcUid"] == claim_uid == rentals.pvcs()[0].metadata.uid
+    assert status["restarts"] == 1
+    assert status["disruption"]["reason"] == "NodeLost"
+    assert first["firstStartedAt"] == status["firstStartedAt"]
+    metrics = urllib.request.urlopen(session.loss.operator.metrics_url).read().decode()
+    assert (f'gpurental_disruptions_total{{namespace="{session.namespace}",offer="rtx",'
+            f'reason="NodeLost"}} 1.0') in metrics
 
-        def noticed() -> dict[str, object]:
-            ready = rentals.condition("trainer", "Ready") or {}
-            assert ready.get("reason") == "NodeLost", ready
-            return rentals.status("trainer")
-        lost = eventually(noticed, timeout=120)
-        lease = coordination.read_namespaced_lease("gpu-doomed", "kube-node-lease")
-        last_heartbeat = lease.spec.renew_time
-        assert lost["phase"] == "Provisioning"
-        assert lost.get("runningSince") is None
-        assert ts(lost["disruption"]["at"]) == last_heartbeat.replace(microsecond=0)
-        assert lost["accruedSeconds"] == int((last_heartbeat - started).total_seconds()) > 0
-        assert "NodeLost" in rentals.event_reasons("trainer")
 
-        # Kubernetes evicts the pod; the operator removes it (no kubelet will confirm) and a
-        # new one runs on the healthy node, on the same claim.
-        def moved() -> client.V1Pod:
-            pod = core.read_namespaced_pod("trainer", namespace)
-            assert pod.spec.node_name == "gpu-healthy", pod.spec.node_name
-            assert pod.status.phase == "Running"
-            return pod
-        new_pod = eventually(moved, timeout=120)
-        status = rentals.wait_phase("trainer", "Running", timeout=60)
-        new_start = new_pod.status.container_statuses[0].state.running.started_at
-        assert status["runningSince"] == new_start.strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert status["accruedSeconds"] == lost["accruedSeconds"]  # the gap is never billed
-        assert status["pvcUid"] == claim_uid == rentals.pvcs()[0].metadata.uid
-        assert status["restarts"] == 1
-        assert status["disruption"]["reason"] == "NodeLost"
-        assert first["firstStartedAt"] == status["firstStartedAt"]
-        metrics = urllib.request.urlopen(loss_cluster.operator.metrics_url).read().decode()
-        assert (f'gpurental_disruptions_total{{namespace="{namespace}",offer="rtx",'
-                f'reason="NodeLost"}} 1.0') in metrics
-    api.close()
+def test_a_volume_pinned_to_a_lost_node_holds_the_rental_until_the_node_returns(
+        session: Session) -> None:
+    rentals, core = session.rentals, session.core
+    doomed = session.loss.node("gpu-doomed-2")
+    try:
+        _, started = session.run_on("gpu-doomed-2", "local", storage={
+            "size": "1Gi", "storageClassName": "local"})
+        claim = rentals.pvcs()[0]
+        volume = core.read_persistent_volume(claim.spec.volume_name)
+        terms = volume.spec.node_affinity.required.node_selector_terms
+        assert terms[0].match_expressions[0].values == ["gpu-doomed-2"]
+        doomed.kill()
+        session.node_lost("local")
+    finally:
+        doomed.stop()
+
+    def held() -> dict[str, Any]:
+        status = rentals.status("local")
+        assert status["phase"] == "Paused", status.get("phase")
+        return status
+    status = eventually(held, timeout=120)
+    assert rentals.condition("local", "Paused")["reason"] == "VolumeUnavailable"
+    assert "gpu-doomed-2" in status["message"]
+    assert rentals.pods() == []  # no pod waits forever for a node that cannot take it
+    lost_seconds = status["accruedSeconds"]
+    assert lost_seconds == int((session.heartbeat("gpu-doomed-2") - started).total_seconds())
+
+    back = session.loss.node("gpu-doomed-2")  # the node returns, with the volume
+    try:
+        status = rentals.wait_phase("local", "Running", timeout=120)
+        pod = core.read_namespaced_pod("local", session.namespace)
+        assert pod.spec.node_name == "gpu-doomed-2"
+        assert status["pvcUid"] == claim.metadata.uid
+        assert status["accruedSeconds"] == lost_seconds
+    finally:
+        back.stop()

@@ -243,6 +243,7 @@ OPERATOR_NEEDS = (
     | grant("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
     | grant("", "nodes", "list watch")  # node loss: the node-lifecycle controller's verdict
     | grant("coordination.k8s.io", "leases", "get")  # a lost node's last heartbeat
+    | grant("", "persistentvolumes", "get")  # can a lost node's volume move?
 )
 NAMESPACED = grant("", "namespaces", "list watch")  # kopf follows the namespaces it serves
 PEERING = grant("kopf.dev", "clusterkopfpeerings kopfpeerings", "get list watch patch")

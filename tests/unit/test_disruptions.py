@@ -16,6 +16,7 @@ from gpurental.observed import (
     PodView,
     PvcView,
     RentalView,
+    pinned_node,
 )
 
 T0 = datetime(2026, 6, 7, 8, 0, 0, tzinfo=UTC)
@@ -236,3 +237,25 @@ def test_a_running_rental_whose_claim_is_deleted_keeps_running_and_says_so() -> 
     assert condition(result, "VolumeLost")["status"] == "True"
     assert "its volume claim was deleted" in condition(result, "Ready")["message"]
     assert not {A.CREATE_PVC, A.DELETE_POD} & set(result.kinds())
+
+
+def test_a_volume_pinned_to_a_lost_node_holds_the_rental_paused() -> None:
+    lost = then(running(), plan(running(), Children(pvc=CLAIM), ctx(50)))
+    result = plan(lost, Children(pvc=CLAIM, volume_lost_with="gpu-a"), ctx(60))
+    assert result.status["phase"] == "Paused"
+    assert condition(result, "Paused")["reason"] == "VolumeUnavailable"
+    assert "gpu-a" in result.status["message"]
+    assert A.CREATE_POD not in result.kinds()
+    # The node is back: the rental resumes by itself, on the same claim.
+    back = plan(then(lost, result), Children(pvc=CLAIM), ctx(90))
+    assert A.CREATE_POD in back.kinds() and A.CREATE_PVC not in back.kinds()
+
+
+def test_pinned_node_reads_a_local_volumes_node_affinity() -> None:
+    def volume(*values: str, key: str = "kubernetes.io/hostname") -> dict[str, Any]:
+        return {"spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": key, "operator": "In", "values": list(values)}]}]}}}}
+    assert pinned_node(volume("gpu-a")) == "gpu-a"
+    assert pinned_node(volume("gpu-a", "gpu-b")) is None  # can move between two
+    assert pinned_node(volume("zone-1", key="topology.kubernetes.io/zone")) is None
+    assert pinned_node({"spec": {}}) is None  # network storage

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from gpurental import metrics
 from gpurental.models import GROUP, VERSION
+from gpurental.observed import pinned_node
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
@@ -249,6 +250,16 @@ class Kube:
                 return None
             raise
         return (lease.get("spec") or {}).get("renewTime")
+
+    async def volume_node(self, volume: str) -> str | None:
+        """The one node a PersistentVolume is pinned to, None if it can move (or is gone)."""
+        try:
+            body = await self._raw("get", self.core.read_persistent_volume, volume)
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return pinned_node(body)
 
     # --- wallets ---------------------------------------------------------------------------
 

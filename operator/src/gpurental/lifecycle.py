@@ -211,6 +211,8 @@ class _Planner:
         assert offer is not None or pod is not None
         self._ensure_volume(spec, offer)
         self._ensure_keys(spec)
+        if pod is None and self.children.volume_lost_with:
+            return self._volume_unavailable(self.children.volume_lost_with)
         if pod is None:
             return self._create_pod(spec, offer)
         if self.children.node_loss is not None:
@@ -367,6 +369,20 @@ class _Planner:
             self._act(ActionKind.DELETE_POD, pod.name, FORCE)
         self._recovering_phase()
         self.plan.requeue_after = 2.0
+
+    def _volume_unavailable(self, node: str) -> None:
+        """The rental's volume lives on a lost node (a local volume cannot move): Paused until
+        the node is back, then it resumes by itself on the same data."""
+        message = (f"the volume claim {builders.pvc_name(self.rental.name)} is bound to node "
+                   f"{node}, which was lost; a volume pinned to a node cannot move. The rental "
+                   "resumes when the node is back")
+        if meter.is_open(self.status):
+            self._close_segment(None)
+        self._set_phase(Phase.PAUSED, "VolumeUnavailable", message, warning=True)
+        self.status["message"] = message
+        self._condition(ConditionType.READY, False, "VolumeUnavailable", message)
+        self._condition(ConditionType.PAUSED, True, "VolumeUnavailable", message)
+        self.plan.requeue_after = 30.0
 
     def _disrupted(self, reason: str, message: str, pod: PodView | None,
                    at: datetime | None = None) -> None:

@@ -115,6 +115,7 @@ class PvcView:
     phase: str
     deleting: bool
     uid: str = ""
+    volume_name: str | None = None
 
     @classmethod
     def from_dict(cls, pvc: dict[str, Any]) -> PvcView:
@@ -124,7 +125,21 @@ class PvcView:
             phase=(pvc.get("status") or {}).get("phase") or "Pending",
             deleting=bool(meta.get("deletionTimestamp")),
             uid=meta.get("uid", ""),
+            volume_name=(pvc.get("spec") or {}).get("volumeName") or None,
         )
+
+
+def pinned_node(volume: dict[str, Any]) -> str | None:
+    """The one node a PersistentVolume can be used on, if its node affinity names exactly one
+    (a local or host-path volume); None for a volume that can move (network storage)."""
+    required = (((volume.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {})
+    nodes: set[str] = set()
+    for term in required.get("nodeSelectorTerms") or ():
+        for expression in term.get("matchExpressions") or ():
+            if (expression.get("key") == "kubernetes.io/hostname"
+                    and expression.get("operator") == "In"):
+                nodes.update(expression.get("values") or ())
+    return nodes.pop() if len(nodes) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,7 @@ class Children:
     # replaces it: the kubelet's terminated.finishedAt there is when billing really ended.
     gone_pod: PodView | None = None
     node_loss: NodeLoss | None = None  # the node of the rental's pod was declared lost
+    volume_lost_with: str | None = None  # the lost node the rental's volume is pinned to
 
 
 @dataclass(frozen=True)

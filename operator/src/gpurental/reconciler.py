@@ -245,6 +245,11 @@ class Controller:
         renewed = await self.kube.node_heartbeat(node.name)
         heard = parse_ts(renewed) if renewed else (node.heartbeat or node.lost_at)
         self.world.node_losses[node.name] = NodeLoss(node.name, min(heard, node.lost_at))
+        volume = self.world.unknown_volume_of(view.uid)
+        entry = self.world.pvcs.get(view.uid)
+        if volume is not None and entry is not None:
+            # A volume pinned to the lost node cannot follow the rental to another node.
+            self.world.volume_nodes[entry.view.uid] = await self.kube.volume_node(volume)
 
     def _context(self, view: RentalView) -> Context:
         now = self.clock.now()

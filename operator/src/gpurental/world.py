@@ -88,6 +88,9 @@ class World:
     nodes: dict[str, NodeView] = field(default_factory=dict)
     # When a lost node's GPUs were last known there (see NodeLoss), found once per loss.
     node_losses: dict[str, NodeLoss] = field(default_factory=dict)
+    # The node a claim's volume is pinned to (None: it can move), by claim uid; looked up once
+    # when the claim's rental loses its node.
+    volume_nodes: dict[str, str | None] = field(default_factory=dict)
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
     wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
@@ -191,8 +194,11 @@ class World:
         return self.rentals_on_node(name)
 
     def rentals_on_node(self, node: str) -> list[Key]:
-        return [key for uid, entry in self.pods.items()
-                if entry.view.node_name == node and (key := self.rental_keys_by_uid.get(uid))]
+        """Rentals whose pod runs on the node, or whose volume is pinned to it."""
+        pods = [uid for uid, entry in self.pods.items() if entry.view.node_name == node]
+        volumes = [uid for uid, entry in self.pvcs.items()
+                   if self.volume_nodes.get(entry.view.uid) == node]
+        return [key for uid in (*pods, *volumes) if (key := self.rental_keys_by_uid.get(uid))]
 
     def mark_deleting(self, kind: str, rental_uid: str) -> None:
         """Note a delete the operator just issued, until the watch confirms it, so the next
@@ -208,11 +214,22 @@ class World:
             entry = table.get(rental_uid)
             return entry.view if entry else None
 
-        pod = view(self.pods)
+        pod, pvc = view(self.pods), view(self.pvcs)
         node = self.nodes.get(pod.node_name) if pod is not None and pod.node_name else None
         loss = self.node_losses.get(node.name) if node is not None and node.lost else None
-        return Children(pod=pod, pvc=view(self.pvcs), secret=view(self.secrets),
-                        gone_pod=self.gone_pods.get(rental_uid), node_loss=loss)
+        pinned = self.volume_nodes.get(pvc.uid) if pvc is not None else None
+        pinned_node = self.nodes.get(pinned) if pinned else None
+        return Children(pod=pod, pvc=pvc, secret=view(self.secrets),
+                        gone_pod=self.gone_pods.get(rental_uid), node_loss=loss,
+                        volume_lost_with=pinned if pinned_node and pinned_node.lost else None)
+
+    def unknown_volume_of(self, rental_uid: str) -> str | None:
+        """The rental's bound volume's name, if where it may be used is not yet known."""
+        entry = self.pvcs.get(rental_uid)
+        pvc = entry.view if entry is not None else None
+        if pvc is None or not pvc.volume_name or pvc.uid in self.volume_nodes:
+            return None
+        return str(pvc.volume_name)
 
     def lost_node_of(self, rental_uid: str) -> NodeView | None:
         """The rental's pod's node, if it was declared lost and its loss is not yet timed."""

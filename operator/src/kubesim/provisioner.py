@@ -3,9 +3,10 @@
 It owns what the PersistentVolume controller and a CSI provisioner do in a real cluster:
 a ``Pending`` claim gets a ``PersistentVolume`` named ``pvc-<claim uid>``, the claim's
 ``spec.volumeName`` and the bind annotations, then ``status.phase: Bound`` with its capacity and
-a ``ProvisioningSucceeded`` Event. Claims of a storage class listed in ``fail_classes`` stay
-``Pending`` with a ``ProvisioningFailed`` Warning, as with a class that does not exist. Deleting a
-claim deletes its volume (reclaim policy Delete).
+a ``ProvisioningSucceeded`` Event. A claim the scheduler chose a node for
+(WaitForFirstConsumer) gets a volume pinned to that node by node affinity. Claims of a storage
+class listed in ``fail_classes`` stay ``Pending`` with a ``ProvisioningFailed`` Warning, as with
+a class that does not exist. Deleting a claim deletes its volume (reclaim policy Delete).
 
 It talks to the API server through the client of :mod:`kubesim.node` (duck-typed here to keep
 the import one-way).
@@ -24,6 +25,7 @@ Obj = dict[str, Any]
 
 PROVISIONER_NAME = "kubesim.dev/hostpath"
 CONTROLLER = "persistentvolume-controller"
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -111,7 +113,7 @@ class Provisioner:
 
     async def _create_volume(self, pvc: Obj, name: str, size: str) -> None:
         meta, spec = pvc["metadata"], pvc.get("spec") or {}
-        volume = {
+        volume: Obj = {
             "apiVersion": "v1", "kind": "PersistentVolume",
             "metadata": {"name": name,
                          "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER_NAME}},
@@ -125,6 +127,13 @@ class Provisioner:
                                   "namespace": meta["namespace"], "name": meta["name"],
                                   "uid": meta["uid"]}},
         }
+        node = (meta.get("annotations") or {}).get(SELECTED_NODE)
+        if node:
+            # A WaitForFirstConsumer claim is provisioned where the scheduler put its pod, and
+            # a host path cannot move: the volume is pinned there (as local-path does).
+            volume["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
+                                       "values": [node]}]}]}}
         try:
             await self.client.request("POST", "/api/v1/persistentvolumes", volume)
         except Exception as exc:
