@@ -128,7 +128,7 @@ def ts(value: str) -> datetime:
 
 def test_a_lost_node_is_billed_to_its_last_heartbeat_and_the_rental_moves(
         session: Session) -> None:
-    rentals, core = session.rentals, session.core
+    rentals = session.rentals
     doomed = session.loss.node("gpu-doomed-1")
     try:
         first, started = session.run_on("gpu-doomed-1", "trainer", storage={"size": "1Gi"})
