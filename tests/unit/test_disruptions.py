@@ -103,9 +103,15 @@ def test_a_vanished_pod_is_billed_to_the_finished_at_of_its_last_state() -> None
     assert result.status["disruption"]["reason"] == disruptions.POD_DELETED
 
 
-def test_without_its_last_state_a_vanished_pod_is_billed_until_noticed() -> None:
-    result = plan(running(), Children(pvc=CLAIM), ctx(90))
-    assert result.status["accruedSeconds"] == 90
+def test_without_its_last_state_a_vanished_pod_is_billed_to_its_killing_event() -> None:
+    first = plan(running(), Children(pvc=CLAIM), ctx(90))
+    assert first.needs_pod_end == "p1"  # the operator restarted: look the end up
+    result = plan(running(), Children(pvc=CLAIM),
+                  ctx(90, pod_end=at(70), pod_end_looked_up=True))
+    assert result.needs_pod_end is None
+    assert result.status["accruedSeconds"] == 70
+    unknown = plan(running(), Children(pvc=CLAIM), ctx(90, pod_end_looked_up=True))
+    assert unknown.status["accruedSeconds"] == 90  # nothing better is known: until noticed
 
 
 def test_an_eviction_says_so() -> None:

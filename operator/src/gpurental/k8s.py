@@ -237,6 +237,16 @@ class Kube:
         found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         return found
 
+    async def pod_killed_at(self, namespace: str, pod_uid: str) -> str | None:
+        """When the kubelet began stopping a pod's containers (its first Killing Event)."""
+        if not pod_uid:
+            return None
+        result = await self._raw("list", self.core.list_namespaced_event, namespace,
+                                 field_selector=f"involvedObject.uid={pod_uid},reason=Killing")
+        stamps = [e.get("firstTimestamp") or e.get("eventTime") for e in result.get("items") or ()]
+        found = sorted(str(s) for s in stamps if s)
+        return found[0] if found else None
+
     # --- nodes -----------------------------------------------------------------------------
 
     async def node_heartbeat(self, node: str) -> str | None:

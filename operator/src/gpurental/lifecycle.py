@@ -91,6 +91,10 @@ class Context:
     renew_seconds: int = 0  # the money layer approved one more auto-renewal of this length
     wallet_exhausts_at: datetime | None = None  # when the rental's wallet is predicted to run out
     diagnosis: str | None = None  # warning events on the children, fetched on provisioning timeout
+    # When a billed pod that vanished unseen began terminating (its kubelet's Killing Event),
+    # fetched when the plan asks: the pod's own last state was lost with an operator restart.
+    pod_end: datetime | None = None
+    pod_end_looked_up: bool = False
 
 
 @dataclass
@@ -100,6 +104,7 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
     needs_diagnosis: bool = False  # fetch the children's warning events and plan again
+    needs_pod_end: str | None = None  # the uid of a vanished pod whose end to look up
 
     def kinds(self) -> list[ActionKind]:
         return [action.kind for action in self.actions]
@@ -323,9 +328,12 @@ class _Planner:
             gone = self.children.gone_pod
             if gone is None or gone.uid != self.status.get("segmentPodUid"):
                 gone = None
+            if gone is None and not self.ctx.pod_end_looked_up:
+                self.plan.needs_pod_end = str(self.status.get("segmentPodUid") or "")
             self._disrupted(*(disruptions.pod_removed(gone) if gone else (
                 disruptions.POD_DELETED, "the rental's pod disappeared")), gone)
-            self._close_segment(disruptions.segment_end(gone, self._ends_by(), self.ctx.now))
+            end = disruptions.segment_end(gone, self._ends_by(), self.ctx.now)
+            self._close_segment(min(end, self.ctx.pod_end or end))
         if offer is None:  # only reachable when a running pod exists; see _run
             return
         body = builders.make_pod(

@@ -227,6 +227,11 @@ class Controller:
         if plan.needs_diagnosis:
             ctx = dataclasses.replace(ctx, diagnosis=await self._diagnose(view))
             plan = lifecycle.plan(view, children, ctx)
+        if plan.needs_pod_end is not None:
+            ended = await self.kube.pod_killed_at(view.namespace, plan.needs_pod_end)
+            ctx = dataclasses.replace(ctx, pod_end=parse_ts(ended) if ended else None,
+                                      pod_end_looked_up=True)
+            plan = lifecycle.plan(view, children, ctx)
         await self._execute(view, plan)
         if children.pod is None:
             self._stop_requested.pop(key, None)  # nothing to stop: no latency to measure
