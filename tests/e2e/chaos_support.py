@@ -83,6 +83,7 @@ class Incarnation:
     name: str
     seen_at: float  # local time.time() the watch first saw it (same clock as the emulator)
     started_at: datetime | None = None
+    finished_at: datetime | None = None  # the kubelet's terminated.finishedAt, once it said
 
 
 class PodLedger:
@@ -113,6 +114,8 @@ class PodLedger:
                 terminated.started_at if terminated else None)
             if started is not None and inc.started_at is None:
                 inc.started_at = started
+            if terminated is not None and terminated.finished_at is not None:
+                inc.finished_at = terminated.finished_at
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -155,6 +158,8 @@ class Workload:
     size: int
     intents: dict[str, Intent] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    faults: bool = False  # also delete pods and claims behind the operator's back
+    deleted_pods: set[str] = field(default_factory=set)  # uids the workload deleted
 
     def create_wallets(self) -> None:
         for wallet in self.wallets:
@@ -169,9 +174,11 @@ class Workload:
             self._create()
             return
         intent = self.rng.choice(live)
-        action = self.rng.choices(
-            ["pause", "resume", "stop", "extend", "delete"], [4, 4, 1, 2, 1])[0]
-        if intent.state == "Stopped" and action in ("pause", "resume", "extend"):
+        actions = {"pause": 4, "resume": 4, "stop": 1, "extend": 2, "delete": 1}
+        if self.faults:
+            actions.update(kill_pod=1, lose_claim=1)
+        action = self.rng.choices(list(actions), list(actions.values()))[0]
+        if intent.state == "Stopped" and action not in ("stop", "delete"):
             action = "delete"  # Stopped is permanent: the only thing left is to delete it
         getattr(self, f"_{action}")(intent)
         self.counts[action] += 1
@@ -220,6 +227,37 @@ class Workload:
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
+
+    def _kill_pod(self, intent: Intent) -> None:
+        """`kubectl delete pod`: someone else removes the rental's pod."""
+        core, ns = self.rentals.core, self.rentals.namespace
+        try:
+            pod = retrying(core.read_namespaced_pod, intent.name, ns)
+            if pod.metadata.deletion_timestamp is not None:
+                return
+            retrying(core.delete_namespaced_pod, intent.name, ns,
+                     body=client.V1DeleteOptions(
+                         preconditions=client.V1Preconditions(uid=pod.metadata.uid)))
+        except client.ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+            return
+        self.deleted_pods.add(pod.metadata.uid)
+
+    def _lose_claim(self, intent: Intent) -> None:
+        """A cleanup script deletes the rental's claim; its owner accepts the loss at once."""
+        core, ns = self.rentals.core, self.rentals.namespace
+        try:
+            pvc = retrying(core.read_namespaced_persistent_volume_claim, f"{intent.name}-storage",
+                           ns)
+            if pvc.metadata.deletion_timestamp is not None:
+                return
+            retrying(core.delete_namespaced_persistent_volume_claim, pvc.metadata.name, ns)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            return
+        self._patch(intent, storage={"size": "1Gi", "acceptLostClaim": pvc.metadata.uid})
 
     def pause_all_running(self) -> None:
         """Freeze the meters: the wallet reference needs every segment closed."""
@@ -313,9 +351,11 @@ class SecondsRange:
     ambiguous: int = 0
 
 
-def running_seconds(ledger: PodLedger, deletes: dict[str, list[float]], gap: float
-                    ) -> dict[str, SecondsRange]:
-    """Whole running seconds per rental (pod name = rental name), as a range (see module)."""
+def running_seconds(ledger: PodLedger, deletes: dict[str, list[float]], gap: float,
+                    removed: frozenset[str] = frozenset()) -> dict[str, SecondsRange]:
+    """Whole running seconds per rental (pod name = rental name), as a range (see module).
+    A pod someone else removed (`removed`) ran until its kubelet's terminated.finishedAt,
+    unless the operator deleted it first."""
     by_name: dict[str, list[Incarnation]] = defaultdict(list)
     for inc in ledger.pods.values():
         by_name[inc.name].append(inc)
@@ -325,6 +365,10 @@ def running_seconds(ledger: PodLedger, deletes: dict[str, list[float]], gap: flo
         previous_end = 0.0
         for inc in sorted(incarnations, key=lambda i: i.seen_at):
             ends = [t for t in deletes.get(name, []) if t > previous_end and t > inc.seen_at - 0.5]
+            if inc.uid in removed:
+                if inc.finished_at is None:
+                    raise AssertionError(f"pod {name} ({inc.uid}) was removed but never ended")
+                ends = sorted([*ends[:1], inc.finished_at.timestamp()])
             if not ends:
                 raise AssertionError(f"pod {name} ({inc.uid}) was never deleted by the operator")
             previous_end = ends[0]
@@ -347,7 +391,8 @@ def wallet_matches_reference(workload: Workload, ledger: PodLedger,
                              requests: list[dict[str, Any]], gap: float = 0.5) -> str:
     """Each wallet's spentCents equals the pods' running intervals priced in Decimal."""
     ns = workload.rentals.namespace
-    seconds = running_seconds(ledger, operator_pod_deletes(requests, ns), gap)
+    seconds = running_seconds(ledger, operator_pod_deletes(requests, ns), gap,
+                              frozenset(workload.deleted_pods))
     low: dict[str, int] = defaultdict(int)
     high: dict[str, int] = defaultdict(int)
     ambiguous = segments = 0

@@ -1,7 +1,8 @@
 """Chaos: the operator is SIGKILLed at random moments while users churn 100+ rentals.
 
 Its own cluster (the kills must not disturb the session operator). A seeded random walk of
-create / pause / resume / stop / extend / delete runs over rentals on three wallets; between
+create / pause / resume / stop / extend / delete runs over rentals on three wallets, with
+pods and claims deleted behind the operator's back (the claim's loss accepted at once); between
 steps the operator is killed at random and restarted a few steps later. After convergence no
 child is orphaned, every phase matches its spec, and every wallet equals the reference priced
 from the pods' running intervals as the API server recorded them (see chaos_support).
@@ -56,7 +57,7 @@ def test_sigkill_at_random_moments_keeps_children_phases_and_wallets_exact(
     operator = chaos_cluster.start_operator("--metering-interval", "5")
     ledger = PodLedger(core, "chaos").start()
     since = chaos_cluster.substrate.start_recording()
-    workload = Workload(rentals, ["w0", "w1", "w2"], rng, RENTALS)
+    workload = Workload(rentals, ["w0", "w1", "w2"], rng, RENTALS, faults=True)
     workload.create_wallets()
     kill_at = sorted(rng.sample(range(20, STEPS), KILLS))
     try:

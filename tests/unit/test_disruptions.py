@@ -265,3 +265,13 @@ def test_pinned_node_reads_a_local_volumes_node_affinity() -> None:
     assert pinned_node(volume("gpu-a", "gpu-b")) is None  # can move between two
     assert pinned_node(volume("zone-1", key="topology.kubernetes.io/zone")) is None
     assert pinned_node({"spec": {}}) is None  # network storage
+
+
+def test_a_pause_after_someone_else_deleted_the_pod_bills_only_to_its_end() -> None:
+    ended = pod(deleting=True, deletion_deadline=at(130), phase="Succeeded",
+                finished_at=at(20))
+    paused = rental(running().status, state="Paused")
+    result = plan(paused, Children(pod=ended, pvc=CLAIM), ctx(60))
+    assert result.status["accruedSeconds"] == 20
+    gone = plan(paused, Children(pvc=CLAIM, gone_pod=ended), ctx(60))
+    assert gone.status["accruedSeconds"] == 20

@@ -332,8 +332,7 @@ class _Planner:
                 self.plan.needs_pod_end = str(self.status.get("segmentPodUid") or "")
             self._disrupted(*(disruptions.pod_removed(gone) if gone else (
                 disruptions.POD_DELETED, "the rental's pod disappeared")), gone)
-            end = disruptions.segment_end(gone, self._ends_by(), self.ctx.now)
-            self._close_segment(min(end, self.ctx.pod_end or end))
+            self._close_segment(self.ctx.pod_end)
         if offer is None:  # only reachable when a running pod exists; see _run
             return
         body = builders.make_pod(
@@ -356,8 +355,7 @@ class _Planner:
                 assert deadline is not None
                 self.plan.requeue_after = max((deadline - self.ctx.now).total_seconds(), 0.5)
             else:
-                self._close_segment(disruptions.segment_end(pod, self._ends_by(),
-                                                            self.ctx.now))
+                self._close_segment(pod.finished_at or pod.deletion_deadline)
         if pod.ended and not pod.deleting:
             self._act(ActionKind.DELETE_POD, pod.name)
         self._recovering_phase()
@@ -406,6 +404,14 @@ class _Planner:
             "at": format_ts(at or self.ctx.now), "recovering": True,
             "endsBy": format_ts(ends_by) if ends_by else None}
         self._event("Warning", reason, f"{message}; replacing it")
+
+    def _segment_pod(self) -> PodView | None:
+        """The pod the open segment meters, as cached or as its final watch event left it."""
+        uid = self.status.get("segmentPodUid")
+        for pod in (self.children.pod, self.children.gone_pod):
+            if pod is not None and pod.uid == uid:
+                return pod
+        return None
 
     def _ends_by(self) -> datetime | None:
         ends_by = (self.status.get("disruption") or {}).get("endsBy")
@@ -571,7 +577,9 @@ class _Planner:
         if loss is not None:  # the GPUs were unreachable from the node's last heartbeat
             end = min(end or loss.since, loss.since)
         if meter.is_open(self.status):
-            meter.close_segment(self.status, min(end or self.ctx.now, self.ctx.now))
+            # Never past the end of the segment's pod, when Kubernetes says when that was.
+            cap = disruptions.segment_end(self._segment_pod(), self._ends_by(), self.ctx.now)
+            meter.close_segment(self.status, min(end or cap, cap))
             return
         pod = self.children.pod
         if end is not None or pod is None or not pod.running:
