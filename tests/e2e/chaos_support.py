@@ -365,6 +365,8 @@ def running_seconds(ledger: PodLedger, deletes: dict[str, list[float]], gap: flo
         previous_end = 0.0
         for inc in sorted(incarnations, key=lambda i: i.seen_at):
             ends = [t for t in deletes.get(name, []) if t > previous_end and t > inc.seen_at - 0.5]
+            if inc.uid in removed and inc.started_at is None:
+                continue  # removed before it ever ran: nothing billed, no DELETE of its own
             if inc.uid in removed:
                 if inc.finished_at is None:
                     raise AssertionError(f"pod {name} ({inc.uid}) was removed but never ended")
