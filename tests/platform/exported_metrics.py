@@ -48,6 +48,10 @@ EXPORTED_METRICS: dict[str, Metric] = {
         "counter", ("namespace", "offer", "reason"),
         "Rentals whose pod or volume was taken away without the user asking, by reason.",
     ),
+    "gpurental_interruptions_total": Metric(
+        "counter", ("namespace", "offer"),
+        "Times the scheduler preempted an interruptible rental's pod for an on-demand one.",
+    ),
     # Idle auto-pause (spec.idle).
     "gpurental_idle_pauses_total": Metric(
         "counter", ("namespace", "offer"), "Rentals paused or stopped because the GPU sat idle."

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gpurental import disruptions
+import pytest
+
+from gpurental import builders, disruptions
 from gpurental.lifecycle import FORCE, ActionKind, Context, Plan, plan
-from gpurental.models import OfferSpec, parse_spec
+from gpurental.models import OfferSpec, RentalSpec, parse_spec
 from gpurental.observed import (
     FINALIZER,
     Children,
@@ -275,3 +277,91 @@ def test_a_pause_after_someone_else_deleted_the_pod_bills_only_to_its_end() -> N
     assert result.status["accruedSeconds"] == 20
     gone = plan(paused, Children(pvc=CLAIM, gone_pod=ended), ctx(60))
     assert gone.status["accruedSeconds"] == 20
+
+
+# --- interruptible offers: preempted pods and spec.onInterruption --------------------------
+PREEMPTED = {"deleting": True, "deletion_deadline": at(130),
+             "disruption": "PreemptionByScheduler",
+             "disruption_message": "default-scheduler: preempting to accommodate a higher "
+                                   "priority pod"}
+
+
+def status_condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def preempted(**spec: Any) -> Any:
+    """A rental running since 0 whose pod the scheduler preempted; its container ended at 40."""
+    view = rental(running().status, **spec)
+    victim = pod(**PREEMPTED, phase="Succeeded", finished_at=at(40))
+    return view, plan(view, Children(pod=victim, pvc=CLAIM), ctx(45))
+
+
+def test_a_preempted_rental_is_billed_to_its_containers_end_and_waits_for_capacity() -> None:
+    _, result = preempted()
+    status = result.status
+    assert status["accruedSeconds"] == 40  # not a second more
+    assert status["interruptions"] == 1 and status["restarts"] == 1
+    assert status["phase"] == "Provisioning"
+    assert status_condition(status, "Ready")["reason"] == "WaitingForCapacity"
+    interrupted = status_condition(status, "Interrupted")
+    assert interrupted["status"] == "True" and "preempting to accommodate" in \
+        interrupted["message"]
+    assert "Preempted" in reasons(result)
+
+
+def test_waiting_for_capacity_never_fails_by_the_provisioning_timeout() -> None:
+    view, result = preempted()
+    waiting = then(view, plan(then(view, result), Children(pvc=CLAIM), ctx(46)))
+    pending = pod(uid="p2", phase="Pending", started_at=None, unschedulable="0/1 nodes")
+    later = plan(waiting, Children(pod=pending, pvc=CLAIM), ctx(46 + 3600))
+    assert later.status["phase"] == "Provisioning"
+    assert status_condition(later.status, "Ready")["reason"] == "WaitingForCapacity"
+    assert A.DELETE_POD not in later.kinds()
+    assert later.status["accruedSeconds"] == 40  # nothing accrues while waiting
+
+    back = plan(then(waiting, later), Children(pod=pod(uid="p2", started=4000), pvc=CLAIM),
+                ctx(4010))
+    assert back.status["phase"] == "Running"
+    assert back.status["interruptedSeconds"] == 4000 - 40
+    assert status_condition(back.status, "Interrupted")["status"] == "False"
+    assert back.status["secondsBilled"] == 40 + 10
+
+
+def test_on_interruption_pause_holds_the_rental_paused_until_the_spec_changes() -> None:
+    view, result = preempted(onInterruption="Pause")
+    assert result.status["phase"] == "Paused"
+    assert status_condition(result.status, "Paused")["reason"] == "Preempted"
+    assert A.CREATE_POD not in result.kinds()
+    held = then(view, result)
+    assert A.CREATE_POD not in plan(held, Children(pvc=CLAIM), ctx(100)).kinds()
+    resumed = plan(then(held, result, generation=2), Children(pvc=CLAIM), ctx(100))
+    assert A.CREATE_POD in resumed.kinds()
+
+
+def test_on_interruption_stop_settles_and_deletes() -> None:
+    _, result = preempted(onInterruption="Stop")
+    assert result.status["phase"] == "Stopped"
+    assert result.status["accruedSeconds"] == 40
+    assert A.DELETE_PVC in result.kinds()
+
+
+def test_a_preemption_seen_only_in_events_after_a_restart_is_still_an_interruption() -> None:
+    result = plan(running(), Children(pvc=CLAIM),
+                  ctx(90, pod_end=at(30), pod_end_looked_up=True,
+                      pod_end_preempted="Preempted by pod 1234 on node gpu-a"))
+    assert result.status["accruedSeconds"] == 30
+    assert result.status["interruptions"] == 1
+    assert status_condition(result.status, "Ready")["reason"] == "WaitingForCapacity"
+
+
+@pytest.mark.parametrize(("interruptible", "expected"), [(False, "on-demand"),
+                                                         (True, "spot")])
+def test_the_pod_gets_the_offers_priority_class(interruptible: bool, expected: str) -> None:
+    offer = parse_spec(OfferSpec, {**OFFER.model_dump(by_alias=True, mode="json"),
+                                   "interruptible": interruptible})
+    spec = parse_spec(RentalSpec, {"offer": "x", "image": "busybox"})
+    body = builders.make_pod("ns", "r1", "uid", spec, offer,
+                             "spot" if offer.interruptible else "on-demand")
+    assert body["spec"]["priorityClassName"] == expected
+    assert "priorityClassName" not in builders.make_pod("ns", "r1", "uid", spec, offer)["spec"]

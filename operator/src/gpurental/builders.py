@@ -159,9 +159,11 @@ def _container(spec: RentalSpec, offer: OfferSpec) -> dict[str, Any]:
 
 
 def make_pod(
-    namespace: str, rental: str, rental_uid: str, spec: RentalSpec, offer: OfferSpec
+    namespace: str, rental: str, rental_uid: str, spec: RentalSpec, offer: OfferSpec,
+    priority_class: str | None = None,
 ) -> dict[str, Any]:
-    """The GPU pod: `gpus` x the offer's resource in limits, on nodes of the offer's product."""
+    """The GPU pod: `gpus` x the offer's resource in limits, on nodes of the offer's product;
+    `priority_class` is the on-demand or interruptible PriorityClass for the offer."""
     pod_security, _ = _security(offer.privileged)
     node_selector = {**offer.node_selector, NODE_PRODUCT_LABEL: offer.gpu.product}
     tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in offer.tolerations]
@@ -185,6 +187,8 @@ def make_pod(
     }
     if tolerations:
         pod_spec["tolerations"] = tolerations
+    if priority_class:
+        pod_spec["priorityClassName"] = priority_class
     return {
         "apiVersion": "v1",
         "kind": "Pod",

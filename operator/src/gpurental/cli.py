@@ -29,6 +29,13 @@ def operator_parser() -> argparse.ArgumentParser:
                         help="how often running rentals' status is refreshed (default 30)")
     parser.add_argument("--provisioning-timeout", type=int, default=600, metavar="SECONDS",
                         help="how long a rental may stay unprovisioned before Failed (default 600)")
+    parser.add_argument("--on-demand-priority-class", default=None, metavar="NAME",
+                        help="PriorityClass of on-demand rentals' pods (the chart's "
+                             "gpurental-on-demand); unset: none")
+    parser.add_argument("--interruptible-priority-class", default=None, metavar="NAME",
+                        help="PriorityClass of interruptible offers' pods, lower than the "
+                             "on-demand one so those preempt them (the chart's "
+                             "gpurental-interruptible); unset: none, and nothing is preempted")
     parser.add_argument("--api-threads", type=int, default=16, metavar="N",
                         help="threads for Kubernetes API calls (default 16)")
     parser.add_argument("--peering", metavar="NAME", default=None,
@@ -78,6 +85,8 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         "metering_interval": args.metering_interval,
         "provisioning_timeout": args.provisioning_timeout,
         "api_threads": args.api_threads,
+        "on_demand_priority_class": args.on_demand_priority_class,
+        "interruptible_priority_class": args.interruptible_priority_class,
         "webhook_port": args.webhook_port,
         "webhook_cert_dir": args.webhook_cert_dir,
         "webhook_address": args.webhook_address,

@@ -237,15 +237,20 @@ class Kube:
         found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         return found
 
-    async def pod_killed_at(self, namespace: str, pod_uid: str) -> str | None:
-        """When the kubelet began stopping a pod's containers (its first Killing Event)."""
+    async def pod_end(self, namespace: str, pod_uid: str) -> tuple[str | None, str | None]:
+        """What the Events of a vanished pod tell: when the kubelet began stopping its
+        containers (the first Killing Event), and the scheduler's Preempted message if any."""
         if not pod_uid:
-            return None
+            return None, None
         result = await self._raw("list", self.core.list_namespaced_event, namespace,
-                                 field_selector=f"involvedObject.uid={pod_uid},reason=Killing")
-        stamps = [e.get("firstTimestamp") or e.get("eventTime") for e in result.get("items") or ()]
-        found = sorted(str(s) for s in stamps if s)
-        return found[0] if found else None
+                                 field_selector=f"involvedObject.uid={pod_uid}")
+        events = result.get("items") or []
+        stamps = sorted(str(e.get("firstTimestamp") or e.get("eventTime")) for e in events
+                        if e.get("reason") == "Killing"
+                        and (e.get("firstTimestamp") or e.get("eventTime")))
+        preempted = next((str(e.get("message") or "") for e in events
+                          if e.get("reason") == "Preempted"), None)
+        return (stamps[0] if stamps else None), preempted
 
     # --- nodes -----------------------------------------------------------------------------
 

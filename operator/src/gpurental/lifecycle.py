@@ -24,6 +24,7 @@ from gpurental.clock import format_ts, parse_ts
 from gpurental.models import (
     ConditionType,
     DesiredState,
+    InterruptAction,
     OfferSpec,
     Phase,
     RentalSpec,
@@ -95,6 +96,8 @@ class Context:
     # fetched when the plan asks: the pod's own last state was lost with an operator restart.
     pod_end: datetime | None = None
     pod_end_looked_up: bool = False
+    pod_end_preempted: str | None = None  # the scheduler's Preempted Event on that pod, if any
+    priority_class: str | None = None  # the PriorityClass for the offer's pods
 
 
 @dataclass
@@ -168,8 +171,9 @@ class _Planner:
             self._pause("VolumeLost", self._volume_lost_message())
             self.status["message"] = self._volume_lost_message()
             return
-        if self._held_after_failed_resume():
-            return
+        held = self._held_pause()
+        if held is not None:
+            return self._pause(*held)
         self._clear(ConditionType.PAUSED, "Running", "the rental is not paused")
         return self._run(spec)
 
@@ -223,7 +227,7 @@ class _Planner:
         if self.children.node_loss is not None:
             return self._node_lost(pod, self.children.node_loss)
         if pod.deleting or pod.ended:
-            return self._replace_pod(pod)
+            return self._replace_pod(pod, spec)
         if pod.running:
             return self._running(pod, spec, offer)
         return self._provisioning(pod)
@@ -247,15 +251,18 @@ class _Planner:
             return ("BudgetExhausted", f'Wallet "{ctx.wallet.name}" has no budget left')
         return None
 
-    def _held_after_failed_resume(self) -> bool:
-        """A resume that found no capacity stays Paused until the spec changes."""
+    def _held_pause(self) -> tuple[str, str] | None:
+        """A pause the operator decided for the user (a resume that found no capacity, a
+        preemption with onInterruption: Pause) holds until the spec changes; the reason and
+        message it was held with."""
         held = self.status.get("heldGeneration")
         if held is None:
-            return False
-        if held == self.rental.generation and self.children.pod is None:
-            return True
-        self.status.pop("heldGeneration")
-        return False
+            return None
+        if held != self.rental.generation:
+            self.status.pop("heldGeneration")
+            return None
+        paused = get_condition(self.status.get("conditions") or [], ConditionType.PAUSED) or {}
+        return str(paused.get("reason") or "Held"), str(paused.get("message") or "held")
 
     def _watch_volume(self, spec: RentalSpec) -> bool:
         """Is the rental's data gone? Its claim deleted or marked for deletion by someone
@@ -330,25 +337,27 @@ class _Planner:
                 gone = None
             if gone is None and not self.ctx.pod_end_looked_up:
                 self.plan.needs_pod_end = str(self.status.get("segmentPodUid") or "")
-            self._disrupted(*(disruptions.pod_removed(gone) if gone else (
-                disruptions.POD_DELETED, "the rental's pod disappeared")), gone)
+            self._disrupted(*self._vanished_cause(gone), gone)
             self._close_segment(self.ctx.pod_end)
+        if self._interrupted(spec):
+            return
         if offer is None:  # only reachable when a running pod exists; see _run
             return
         body = builders.make_pod(
-            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer
+            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer,
+            self.ctx.priority_class,
         )
         self._act(ActionKind.CREATE_POD, body["metadata"]["name"], body)
         self._provisioning_phase()
 
-    def _replace_pod(self, pod: PodView) -> None:
+    def _replace_pod(self, pod: PodView, spec: RentalSpec) -> None:
         """The pod ended, or someone else is deleting it: bill its container to its real end,
         then a new pod on the same volume."""
+        running_on = (pod.deleting and pod.finished_at is None and not pod.ended
+                      and pod.deletion_deadline is not None
+                      and pod.deletion_deadline > self.ctx.now)
         if meter.is_open(self.status):
             self._disrupted(*disruptions.pod_removed(pod), pod)
-            running_on = (pod.deleting and pod.finished_at is None and not pod.ended
-                          and pod.deletion_deadline is not None
-                          and pod.deletion_deadline > self.ctx.now)
             if running_on:
                 # Its container runs (and holds the GPU) until the kubelet stops it.
                 deadline = pod.deletion_deadline
@@ -356,10 +365,40 @@ class _Planner:
                 self.plan.requeue_after = max((deadline - self.ctx.now).total_seconds(), 0.5)
             else:
                 self._close_segment(pod.finished_at or pod.deletion_deadline)
+        if not running_on and self._interrupted(spec):
+            return
         if pod.ended and not pod.deleting:
             self._act(ActionKind.DELETE_POD, pod.name)
-        self._recovering_phase()
+        self._provisioning_phase()
         self.plan.requeue_after = min(self.plan.requeue_after or 1.0, 1.0)
+
+    def _vanished_cause(self, gone: PodView | None) -> tuple[str, str]:
+        if gone is not None:
+            return disruptions.pod_removed(gone)
+        if self.ctx.pod_end_preempted is not None:  # the scheduler's Event says it
+            return disruptions.PREEMPTED, (f"the rental's pod was preempted by the scheduler: "
+                                           f"{self.ctx.pod_end_preempted}")
+        return disruptions.POD_DELETED, "the rental's pod disappeared"
+
+    def _interrupted(self, spec: RentalSpec) -> bool:
+        """The scheduler took an interruptible rental's GPUs back (its pod's container has
+        stopped): say so, then follow spec.onInterruption. True when that ends the pass
+        (Pause, Stop); Resume goes on to a new pod that waits for capacity."""
+        disruption = self.status.get("disruption") or {}
+        if disruption.get("reason") != disruptions.PREEMPTED or not disruption.get("recovering"):
+            return False
+        message = str(disruption.get("message") or "preempted by the scheduler")
+        self._condition(ConditionType.INTERRUPTED, True, "Preempted", message)
+        action = spec.on_interruption
+        if action is InterruptAction.RESUME:
+            return False
+        self.status["disruption"] = {**disruption, "recovering": False}
+        if action is InterruptAction.STOP:
+            self._stop("Preempted", message)
+            return True
+        self.status["heldGeneration"] = self.rental.generation
+        self._pause("Preempted", message)
+        return True
 
     def _node_lost(self, pod: PodView, loss: NodeLoss) -> None:
         """The pod's node stopped reporting: its GPUs are unreachable from the last heartbeat
@@ -373,8 +412,13 @@ class _Planner:
         self._close_segment(None)
         if pod.deleting:
             self._act(ActionKind.DELETE_POD, pod.name, FORCE)
-        self._recovering_phase()
+        self._provisioning_phase()
         self.plan.requeue_after = 2.0
+
+    def _waiting_for_capacity(self) -> bool:
+        disruption = self.status.get("disruption") or {}
+        return bool(disruption.get("recovering")) and disruption.get(
+            "reason") == disruptions.PREEMPTED
 
     def _volume_unavailable(self, node: str) -> None:
         """The rental's volume lives on a lost node (a local volume cannot move): Paused until
@@ -398,6 +442,8 @@ class _Planner:
         if current.get("podUid") == pod_uid and current.get("recovering"):
             return
         self.status["restarts"] = int(self.status.get("restarts") or 0) + 1
+        if reason == disruptions.PREEMPTED:
+            self.status["interruptions"] = int(self.status.get("interruptions") or 0) + 1
         ends_by = pod.deletion_deadline if pod is not None else None
         self.status["disruption"] = {
             "reason": reason, "message": message, "podUid": pod_uid,
@@ -417,10 +463,6 @@ class _Planner:
         ends_by = (self.status.get("disruption") or {}).get("endsBy")
         return parse_ts(ends_by) if ends_by else None
 
-    def _recovering_phase(self) -> None:
-        disruption = self.status.get("disruption") or {}
-        reason = str(disruption.get("reason") or "Provisioning")
-        self._provisioning_phase(reason, str(disruption.get("message") or "replacing the pod"))
 
     def _running(self, pod: PodView, spec: RentalSpec, offer: OfferSpec | None) -> None:
         self.status["podName"] = pod.name
@@ -433,16 +475,35 @@ class _Planner:
         self.status.pop("provisioningSince", None)
         self.status.setdefault("firstStartedAt", format_ts(pod.started_at or self.ctx.now))
         if (self.status.get("disruption") or {}).get("recovering"):
-            self.status["disruption"] = {**self.status["disruption"], "recovering": False}
+            self._recovered(pod)
         message = f"pod {pod.name} is running"
         if self.status.get("lostClaim"):
             message += ", but its volume claim was deleted: " + self._volume_lost_message()
         self._set_phase(Phase.RUNNING, "Running", message)
         self._condition(ConditionType.READY, True, "Running", message)
 
+    def _recovered(self, pod: PodView) -> None:
+        """A replacement pod runs: the disruption is over; a preemption's gap is counted."""
+        disruption = self.status["disruption"]
+        self.status["disruption"] = {**disruption, "recovering": False}
+        if disruption.get("reason") != disruptions.PREEMPTED:
+            return
+        last = (self.status.get("lastSegment") or {}).get("end")
+        if last and pod.started_at is not None:
+            gap = max(int((pod.started_at - parse_ts(last)).total_seconds()), 0)
+            self.status["interruptedSeconds"] = int(self.status.get("interruptedSeconds")
+                                                    or 0) + gap
+        self._condition(ConditionType.INTERRUPTED, False, "Running",
+                        f"pod {pod.name} runs again")
+
     def _provisioning(self, pod: PodView) -> None:
         self.status["podName"] = pod.name
         self._provisioning_phase()
+        if self._waiting_for_capacity():
+            # The provisioning timeout is for first provisioning: a preempted rental waits
+            # for GPUs to free up, accruing nothing but storage.
+            self.plan.requeue_after = 30.0
+            return
         started = parse_ts(self.status["provisioningSince"])
         timeout = self._provisioning_timeout()
         waited = (self.ctx.now - started).total_seconds()
@@ -459,9 +520,15 @@ class _Planner:
             return offer.provisioning_timeout
         return self.ctx.provisioning_timeout
 
-    def _provisioning_phase(self, reason: str = "Provisioning",
-                            message: str = "waiting for the pod to be scheduled and started"
-                            ) -> None:
+    def _provisioning_phase(self) -> None:
+        reason, message = "Provisioning", "waiting for the pod to be scheduled and started"
+        disruption = self.status.get("disruption") or {}
+        if disruption.get("recovering"):
+            reason = str(disruption.get("reason"))
+            message = f"{disruption.get('message')}; replacing the pod"
+        if reason == disruptions.PREEMPTED:
+            reason = "WaitingForCapacity"
+            message = f"{disruption.get('message')}; waiting for capacity on the same volume"
         self.status.setdefault("provisioningSince", self.now)
         self.status["podName"] = builders.pod_name(self.rental.name)
         self._set_phase(Phase.PROVISIONING, "Provisioning", message)

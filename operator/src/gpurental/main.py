@@ -109,6 +109,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         Settings(
             metering_interval=float(options.get("metering_interval", 30)),
             provisioning_timeout=int(options.get("provisioning_timeout", 600)),
+            on_demand_priority_class=options.get("on_demand_priority_class"),
+            interruptible_priority_class=options.get("interruptible_priority_class"),
         ),
     )
     memo.controller = controller

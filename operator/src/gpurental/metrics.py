@@ -60,6 +60,11 @@ DISRUPTIONS = Counter(
     "(NodeLost, VolumeLost, PodDeleted, Evicted, Preempted).",
     ["namespace", "offer", "reason"],
 )
+INTERRUPTIONS = Counter(
+    "gpurental_interruptions",
+    "Times the scheduler preempted an interruptible rental's pod for an on-demand one.",
+    ["namespace", "offer"],
+)
 IDLE_PAUSES = Counter(
     "gpurental_idle_pauses", "Rentals the operator paused (or stopped) because the GPU sat idle.",
     ["namespace", "offer"],

@@ -45,6 +45,14 @@ class ExhaustAction(StrEnum):
     STOP = "Stop"
 
 
+class InterruptAction(StrEnum):
+    """What a rental of an interruptible offer does when the scheduler takes its GPUs back."""
+
+    RESUME = "Resume"  # a new pod at once, waiting for capacity on the same volume
+    PAUSE = "Pause"
+    STOP = "Stop"
+
+
 class _Spec(BaseModel):
     """Specs ignore unknown fields: the API server prunes them, and a newer CRD must not
     crash an older operator."""
@@ -116,6 +124,9 @@ class OfferSpec(_Spec):
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
     tolerations: tuple[Toleration, ...] = ()
     idle: OfferIdleSpec | None = None
+    # Cheaper GPUs the scheduler may take back: the pods get the low PriorityClass, which
+    # on-demand rentals' pods preempt.
+    interruptible: bool = False
 
     @field_validator("price_per_gpu_hour", "storage_price_per_gib_hour", mode="before")
     @classmethod
@@ -182,6 +193,8 @@ class RentalSpec(_Spec):
     ssh_keys: tuple[str, ...] = Field(default=(), alias="sshKeys")
     wallet: str | None = None
     idle: IdleSpec | None = None
+    on_interruption: InterruptAction = Field(default=InterruptAction.RESUME,
+                                             alias="onInterruption")
 
     @field_validator("duration", mode="before")
     @classmethod
@@ -236,6 +249,7 @@ class ConditionType(StrEnum):
     SETTLED = "Settled"
     IDLE = "Idle"  # paused (or stopped) because the GPU sat idle
     VOLUME_LOST = "VolumeLost"  # the rental's claim was deleted outside the operator
+    INTERRUPTED = "Interrupted"  # the scheduler preempted the pod of an interruptible rental
 
 
 def set_condition(

@@ -54,6 +54,14 @@ class Settings:
     metering_interval: float = 30.0
     provisioning_timeout: int = 600
     workers: int = 32
+    on_demand_priority_class: str | None = None
+    interruptible_priority_class: str | None = None
+
+    def priority_class(self, offer: OfferSpec | None) -> str | None:
+        if offer is None:
+            return None
+        return (self.interruptible_priority_class if offer.interruptible
+                else self.on_demand_priority_class)
 
 
 class Controller:
@@ -228,9 +236,9 @@ class Controller:
             ctx = dataclasses.replace(ctx, diagnosis=await self._diagnose(view))
             plan = lifecycle.plan(view, children, ctx)
         if plan.needs_pod_end is not None:
-            ended = await self.kube.pod_killed_at(view.namespace, plan.needs_pod_end)
+            ended, preempted = await self.kube.pod_end(view.namespace, plan.needs_pod_end)
             ctx = dataclasses.replace(ctx, pod_end=parse_ts(ended) if ended else None,
-                                      pod_end_looked_up=True)
+                                      pod_end_looked_up=True, pod_end_preempted=preempted)
             plan = lifecycle.plan(view, children, ctx)
         await self._execute(view, plan)
         if children.pod is None:
@@ -272,6 +280,7 @@ class Controller:
             renew_seconds=verdict.renew_seconds,
             prepaid_seconds=verdict.prepaid_seconds,
             wallet_exhausts_at=wallet.reading.exhausts_at if wallet else None,
+            priority_class=self.settings.priority_class(offer),
         )
 
     @staticmethod
@@ -416,6 +425,8 @@ class Controller:
         if reason in disruptions.REASONS and new.get("podUid") != old.get("podUid"):
             metrics.DISRUPTIONS.labels(namespace=view.namespace, offer=offer,
                                        reason=reason).inc()
+            if reason == disruptions.PREEMPTED:
+                metrics.INTERRUPTIONS.labels(namespace=view.namespace, offer=offer).inc()
         if status.get("lostClaim") and not view.status.get("lostClaim"):
             metrics.DISRUPTIONS.labels(namespace=view.namespace, offer=offer,
                                        reason=disruptions.VOLUME_LOST).inc()
