@@ -321,6 +321,18 @@ def layout() -> list[tuple[Panel, int, int]]:
             )],
             bars=True, stack=True,
         ), 12, 8),
+        (timeseries(
+            "Interruptions (interruptible offers)",
+            "Interruptible rentals' pods the scheduler preempted to place on-demand rentals. "
+            "Each was billed to the second its container stopped and waits for capacity on "
+            "its volume (spec.onInterruption: Resume), or paused or stopped.",
+            [target(
+                f"sum by (namespace, offer) "
+                f"(increase(gpurental_interruptions_total{{{NS_OFFER}}}[{RATE}]))",
+                "{{namespace}} / {{offer}}",
+            )],
+            bars=True, stack=True,
+        ), 24, 8),
 
         (row("Idle GPUs"), 24, 1),
         (timeseries(

@@ -31,7 +31,7 @@ CRD_KINDS = {  # kinds defined by CRDs: checked for well-formedness, not by kube
 }
 CLUSTER_SCOPED = {
     "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "GpuOffer",
-    "ClusterKopfPeering", "Namespace", "ValidatingWebhookConfiguration",
+    "ClusterKopfPeering", "Namespace", "ValidatingWebhookConfiguration", "PriorityClass",
 }
 OFFERS = [
     {"name": "rtx4090", "gpu": {"product": "NVIDIA-GeForce-RTX-4090"}, "pricePerGpuHour": "0.69",
@@ -298,7 +298,8 @@ def test_default_deployment(helm, tmp_path):
     assert container["command"] == ["gpurental-operator"]
     assert container["args"] == [
         "--all-namespaces", "--metrics-port=8080", "--metering-interval=30",
-        "--provisioning-timeout=600",
+        "--provisioning-timeout=600", "--on-demand-priority-class=gpurental-on-demand",
+        "--interruptible-priority-class=gpurental-interruptible",
     ]
     assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
     for probe in ("livenessProbe", "readinessProbe"):
@@ -322,7 +323,8 @@ def test_customised_arguments(helm, tmp_path):
     (container,) = workload(objs)["spec"]["template"]["spec"]["containers"]
     assert container["args"] == [
         "--all-namespaces", "--metrics-port=8080", "--metering-interval=5",
-        "--provisioning-timeout=120", "--verbose",
+        "--provisioning-timeout=120", "--on-demand-priority-class=gpurental-on-demand",
+        "--interruptible-priority-class=gpurental-interruptible", "--verbose",
     ]
     repository = "ghcr.io/gpu-rental-operator/gpu-rental-operator"
     assert container["image"] == f"{repository}@sha256:{'a' * 64}"
@@ -527,7 +529,22 @@ def test_idle_auto_pause_is_off_by_default_and_passes_its_flags_when_on(helm, tm
     values = {"idle": {"prometheusUrl": "http://prometheus.monitoring:9090", "checkInterval": 30}}
     objs = render(helm, tmp_path, values)
     container = workload(objs)["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][4:6] == ["--prometheus-url=http://prometheus.monitoring:9090",
+    assert container["args"][6:8] == ["--prometheus-url=http://prometheus.monitoring:9090",
                                       "--idle-check-interval=30"]
     bad = helm_run(helm, "template", RELEASE, str(CHART), "--set", "idle.prometheusUrl=nope")
     assert bad.returncode != 0 and "/idle/prometheusUrl" in bad.stderr, bad.stderr
+
+
+def test_rental_priority_classes(helm, tmp_path):
+    """On-demand pods preempt only interruptible ones; interruptible pods never preempt."""
+    classes = {o["metadata"]["name"]: o for o in find(render(helm, tmp_path, {}), "PriorityClass")}
+    on_demand, spot = classes["gpurental-on-demand"], classes["gpurental-interruptible"]
+    assert on_demand["value"] == 0 and on_demand["preemptionPolicy"] == "PreemptLowerPriority"
+    assert spot["value"] < on_demand["value"] and spot["preemptionPolicy"] == "Never"
+    assert not on_demand["globalDefault"] and not spot["globalDefault"]
+    none = render(helm, tmp_path, {"rentalPriorityClasses": {
+        "create": False, "onDemand": {"name": "", "value": 0},
+        "interruptible": {"name": "", "value": -1000}}})
+    assert not find(none, "PriorityClass")
+    (container,) = workload(none)["spec"]["template"]["spec"]["containers"]
+    assert not any("priority-class" in arg for arg in container["args"])

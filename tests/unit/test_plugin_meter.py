@@ -252,3 +252,14 @@ def test_disrupted_rentals_show_their_cause_and_have_a_chip(status: dict[str, An
     assert meter.matches_filter(obj, "disrupted") == (cause is not None)
     expected = f"{status['phase']} ({cause})" if cause else status["phase"]
     assert meter.phase_text(obj) == expected
+
+
+def test_interrupted_rentals_have_a_chip() -> None:
+    waiting = {"metadata": {"name": "r"}, "status": {
+        "phase": "Provisioning", "disruption": {"reason": "Preempted", "recovering": True},
+        "conditions": [{"type": "Interrupted", "status": "True", "reason": "Preempted"}]}}
+    assert meter.matches_filter(waiting, "interrupted")
+    assert meter.phase_text(waiting) == "Provisioning (Preempted)"
+    back = {"metadata": {"name": "r"}, "status": {
+        "phase": "Running", "conditions": [{"type": "Interrupted", "status": "False"}]}}
+    assert not meter.matches_filter(back, "interrupted")

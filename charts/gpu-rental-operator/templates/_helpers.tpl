@@ -75,6 +75,12 @@ pod index (kopf freezes every operator when two share a priority).
 - --metrics-port={{ .Values.metrics.port }}
 - --metering-interval={{ .Values.metering.interval }}
 - --provisioning-timeout={{ .Values.provisioning.timeout }}
+{{- with .Values.rentalPriorityClasses.onDemand.name }}
+- --on-demand-priority-class={{ . }}
+{{- end }}
+{{- with .Values.rentalPriorityClasses.interruptible.name }}
+- --interruptible-priority-class={{ . }}
+{{- end }}
 {{- if .Values.idle.prometheusUrl }}
 - --prometheus-url={{ .Values.idle.prometheusUrl }}
 - --idle-check-interval={{ .Values.idle.checkInterval }}

@@ -634,7 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=list(meter.STATUS_FILTERS), default="all",
                    help="all | running | in-progress (Pending, Provisioning) | paused | "
                         "stopped | failed | disrupted (a pod or volume taken away: node "
-                        "lost, pod deleted or evicted, volume lost, no capacity)")
+                        "lost, pod deleted or evicted, volume lost, no capacity) | "
+                        "interrupted (preempted for an on-demand rental, not running again "
+                        "yet)")
     p.add_argument("-l", "--selector", help="label selector, e.g. team=ml")
     p.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
 

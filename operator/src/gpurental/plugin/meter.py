@@ -36,6 +36,7 @@ STATUS_FILTERS: dict[str, frozenset[str] | None] = {
     "stopped": frozenset({"Stopped"}),
     "failed": frozenset({"Failed"}),
     "disrupted": None,  # see disruption_of: not a phase, a pod or volume taken away
+    "interrupted": None,  # see interrupted: preempted and not running again yet
 }
 
 TERMINAL_PHASES = frozenset({"Stopped", "Failed"})
@@ -46,7 +47,7 @@ def phase_of(obj: Obj) -> str:
 
 
 #: Paused reasons that a fault of the world, not the user, put the rental in.
-_FAULT_HOLDS = frozenset({"NoCapacity", "VolumeUnavailable", "VolumeLost"})
+_FAULT_HOLDS = frozenset({"NoCapacity", "VolumeUnavailable", "VolumeLost", "Preempted"})
 
 
 def disruption_of(obj: Obj) -> str | None:
@@ -66,6 +67,12 @@ def disruption_of(obj: Obj) -> str | None:
     return None
 
 
+def interrupted(obj: Obj) -> bool:
+    """The scheduler preempted the rental's pod and it does not run again yet."""
+    return any(c.get("type") == "Interrupted" and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or ())
+
+
 def phase_text(obj: Obj) -> str:
     """The PHASE column: the phase, and the fault behind it if any ("Paused (VolumeLost)")."""
     cause = disruption_of(obj)
@@ -75,6 +82,8 @@ def phase_text(obj: Obj) -> str:
 def matches_filter(obj: Obj, status_filter: str) -> bool:
     if status_filter == "disrupted":
         return disruption_of(obj) is not None
+    if status_filter == "interrupted":
+        return interrupted(obj)
     phases = STATUS_FILTERS[status_filter]
     return phases is None or phase_of(obj) in phases
 
