@@ -230,3 +230,54 @@ def test_an_on_demand_rental_preempts_exactly_the_needed_interruptible_ones(pool
                 in metrics)
         intervals.stop()
     api.close()
+
+
+def test_a_preemption_while_the_operator_is_down_is_billed_to_the_containers_end(
+        pool: Pool) -> None:
+    """The operator is killed, the scheduler preempts, the victim's pod is gone before the
+    operator is back: its end and cause come from the Events (the kubelet's Killing, the
+    scheduler's Preempted). A victim whose user paused it meanwhile ends Paused, billed the
+    same."""
+    api = config.new_client_from_config(config_file=str(pool.cluster.kubeconfig))
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    with fresh_namespace(api, "restart") as namespace:
+        rentals = Rentals(custom, core, namespace)
+        intervals = Intervals(core, namespace)
+        spots = [f"spot-{i}" for i in range(4)]
+        for name in spots:
+            rentals.create(name, offer="spot", storage={"size": "1Gi"})
+        for name in spots:
+            rentals.wait_phase(name, "Running", timeout=120)
+        time.sleep(2)
+        # The on-demand pod exists but cannot be placed (the node is cordoned) when the
+        # operator dies; uncordoned, the scheduler preempts with nobody watching.
+        pool.cluster.kubectl("cordon", "gpu-pool")
+        try:
+            rentals.create("urgent", offer="ondemand", gpus=4, storage={"size": "1Gi"})
+            eventually(lambda: pod_uid(rentals, "urgent") is not None, timeout=60)
+            pool.operator.kill()
+            pool.cluster.kubectl("uncordon", "gpu-pool")
+            eventually(lambda: all(pod_uid(rentals, n) is None for n in spots), timeout=60)
+            rentals.patch("spot-0", state="Paused")  # its user pauses it meanwhile
+        finally:
+            pool.cluster.kubectl("uncordon", "gpu-pool")
+            pool.operator.start()
+        rentals.wait_phase("urgent", "Running", timeout=120)
+        rentals.wait_phase("spot-0", "Paused", timeout=60)
+        for name in spots[1:]:
+            eventually(lambda n=name: (rentals.condition(n, "Ready") or {}).get("reason")
+                       == "WaitingForCapacity", timeout=60)
+        for name in spots:
+            status = rentals.status(name)
+            ((start, end),) = intervals.of(name)
+            assert end is not None
+            assert status["accruedSeconds"] == int((end - start).total_seconds()), name
+            if name != "spot-0":
+                assert status["interruptions"] == 1
+                assert (rentals.condition(name, "Interrupted") or {}).get("status") == "True"
+        rentals.patch("urgent", state="Stopped")
+        rentals.wait_phase("spot-1", "Running", timeout=120)
+        for name in spots:
+            rentals.patch(name, state="Stopped")
+        intervals.stop()
+    api.close()

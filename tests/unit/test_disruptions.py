@@ -365,3 +365,12 @@ def test_the_pod_gets_the_offers_priority_class(interruptible: bool, expected: s
                              "spot" if offer.interruptible else "on-demand")
     assert body["spec"]["priorityClassName"] == expected
     assert "priorityClassName" not in builders.make_pod("ns", "r1", "uid", spec, offer)["spec"]
+
+
+def test_a_pause_of_a_pod_that_vanished_unseen_bills_to_its_killing_event() -> None:
+    paused = rental(running().status, state="Paused")
+    first = plan(paused, Children(pvc=CLAIM), ctx(90))
+    assert first.needs_pod_end == "p1"
+    result = plan(paused, Children(pvc=CLAIM), ctx(90, pod_end=at(33), pod_end_looked_up=True))
+    assert result.status["accruedSeconds"] == 33
+    assert result.status["phase"] == "Paused"

@@ -338,7 +338,7 @@ class _Planner:
             if gone is None and not self.ctx.pod_end_looked_up:
                 self.plan.needs_pod_end = str(self.status.get("segmentPodUid") or "")
             self._disrupted(*self._vanished_cause(gone), gone)
-            self._close_segment(self.ctx.pod_end)
+            self._close_segment(None)
         if self._interrupted(spec):
             return
         if offer is None:  # only reachable when a running pod exists; see _run
@@ -645,7 +645,13 @@ class _Planner:
             end = min(end or loss.since, loss.since)
         if meter.is_open(self.status):
             # Never past the end of the segment's pod, when Kubernetes says when that was.
-            cap = disruptions.segment_end(self._segment_pod(), self._ends_by(), self.ctx.now)
+            segment_pod = self._segment_pod()
+            cap = disruptions.segment_end(segment_pod, self._ends_by(), self.ctx.now)
+            if segment_pod is None and self.children.pod is None:
+                # The pod vanished unseen (the operator was down): its Events tell its end.
+                if not self.ctx.pod_end_looked_up:
+                    self.plan.needs_pod_end = str(self.status.get("segmentPodUid") or "")
+                cap = min(cap, self.ctx.pod_end or cap)
             meter.close_segment(self.status, min(end or cap, cap))
             return
         pod = self.children.pod
