@@ -374,3 +374,24 @@ def test_a_pause_of_a_pod_that_vanished_unseen_bills_to_its_killing_event() -> N
     result = plan(paused, Children(pvc=CLAIM), ctx(90, pod_end=at(33), pod_end_looked_up=True))
     assert result.status["accruedSeconds"] == 33
     assert result.status["phase"] == "Paused"
+
+
+def test_a_preemption_racing_a_users_stop_bills_to_the_containers_end_once() -> None:
+    victim = pod(**PREEMPTED, phase="Succeeded", finished_at=at(40))
+    stopping = rental(running().status, state="Stopped")
+    result = plan(stopping, Children(pod=victim, pvc=CLAIM), ctx(45))
+    assert result.status["phase"] == "Stopped"
+    assert result.status["accruedSeconds"] == 40
+    assert A.CREATE_POD not in result.kinds()
+    assert "interruptions" not in result.status  # the user's stop came first: no interruption
+
+
+def test_a_preemption_racing_an_expiry_does_not_run_again() -> None:
+    from gpurental.lifecycle import Hold
+    from gpurental.models import DesiredState
+    view, result = preempted(duration="40s")
+    expired = Hold(DesiredState.PAUSED, "Expired", "prepaid time used up")
+    later = plan(then(view, result), Children(pvc=CLAIM), ctx(50, hold=expired))
+    assert later.status["phase"] == "Paused"
+    assert A.CREATE_POD not in later.kinds()
+    assert later.status["accruedSeconds"] == 40
