@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv tools testbed test lint demo bench bench-smoke clean
+.PHONY: venv tools testbed test lint demo bench bench-preemption bench-smoke clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,10 @@ demo: $(STAMP)
 # against the emulated cluster; minutes, not part of `make test` (its smoke run is).
 bench: $(STAMP)
 	$(PY) -m gpurental_bench $(BENCH_ARGS)
+
+# The preemption figure of interruptible offers: the real control plane's kube-scheduler.
+bench-preemption: $(STAMP) testbed
+	$(PY) -m gpurental_bench --substrate kubernetes --preemption
 
 bench-smoke: $(STAMP)
 	$(PY) -m gpurental_bench --smoke

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gpurental_dev import substrate as substrates
 from gpurental_dev.cluster import ROOT, _env
 
 pytestmark = pytest.mark.e2e
@@ -56,3 +57,25 @@ def test_bench_smoke_prints_every_figure(tmp_path: Path, substrate: str) -> None
     assert figures["steady_api_writes_per_s"]["ratio"] <= 1.3
     assert "the operator exited" not in result.stdout
     assert "Summary" in result.stdout
+
+
+@pytest.mark.timeout(280)
+@pytest.mark.parametrize("real", [s for s in substrates.selected() if s == substrates.KUBERNETES])
+def test_preemption_bench_prints_its_figures(tmp_path: Path, real: str) -> None:
+    """`make bench-preemption` at one round: kube-scheduler preempts for both the rental and
+    the direct pod (only the real control plane's scheduler preempts)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gpurental_bench", "--preemption", "--smoke", "--workdir",
+         str(tmp_path), "--substrate", real],
+        capture_output=True, text=True, timeout=260, cwd=ROOT, env=_env())
+    print(result.stdout[-4000:], result.stderr[-4000:])
+    assert result.returncode == 0
+    figures = {f["name"]: f for f in (json.loads(line[len("BENCH "):])
+                                      for line in result.stdout.splitlines()
+                                      if line.startswith("BENCH "))}
+    assert set(figures) == {"preemption_on_demand_rental_until_running",
+                            "preemption_direct_pod_until_running"}
+    rental = figures["preemption_on_demand_rental_until_running"]
+    direct = figures["preemption_direct_pod_until_running"]
+    assert 0 < direct["value"] < 120 and 0 < rental["value"] < 120
+    assert rental["limit"] == direct["value"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from gpurental_dev import substrate as substrates
 from gpurental_dev.cluster import Cluster
 
-from . import figures
+from . import figures, preemption
 from .api import Api
 from .report import Report
 
@@ -26,7 +26,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--substrate", choices=substrates.NAMES, default=substrates.KUBESIM,
                         help="the API server: kubesim (default) or kubernetes (the real "
                              "control plane; its audit log is the request record)")
-    return parser.parse_args(argv)
+    parser.add_argument("--preemption", action="store_true",
+                        help="only the preemption figure (interruptible offers): needs "
+                             "--substrate kubernetes, whose kube-scheduler preempts")
+    args = parser.parse_args(argv)
+    if args.preemption and args.substrate != substrates.KUBERNETES:
+        parser.error("--preemption needs --substrate kubernetes (kubesim does not preempt)")
+    return args
 
 
 def scale_from(args: argparse.Namespace) -> figures.Scale:
@@ -61,8 +67,35 @@ async def measure(cluster: Cluster, scale: figures.Scale, report: Report,
         report.note(f"the operator exited with {operator.process.returncode}!")
 
 
+async def measure_preemption(cluster: Cluster, report: Report, workdir: Path,
+                             rounds: int) -> None:
+    cluster.start_operator("--metering-interval", "30", *preemption.OPERATOR_ARGS)
+    api = Api(cluster.substrate, workdir)
+    try:
+        await preemption.measure(api, report, rounds)
+    finally:
+        await api.close()
+
+
+def run_preemption(args: argparse.Namespace, report: Report) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        with Cluster(workdir / "cluster", nodes=preemption.NODES,
+                     substrate=args.substrate) as cluster:
+            cluster.kubectl("apply", "-f", "-", input=preemption.PRIORITY_CLASSES)
+            cluster.kubectl("apply", "-f", "-", input=preemption.OFFERS)
+            asyncio.run(measure_preemption(cluster, report, workdir, 1 if args.smoke else 5))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    if args.preemption:
+        report = Report()
+        started = time.monotonic()
+        run_preemption(args, report)
+        report.note(f"bench took {time.monotonic() - started:.0f}s")
+        print(report.summary())
+        return
     scale = scale_from(args)
     report = Report()
     load = os.getloadavg()
