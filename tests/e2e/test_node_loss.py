@@ -26,6 +26,9 @@ from gpurental_dev.testing import fresh_namespace
 
 OFFER = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GpuOffer", "metadata": {"name": "rtx"},
          "spec": {"gpu": {"product": "NVIDIA-GeForce-RTX-4090"}, "pricePerGpuHour": "0.69"}}
+SHORT = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GpuOffer", "metadata": {"name": "short"},
+         "spec": {"gpu": {"product": "NVIDIA-GeForce-RTX-4090"}, "pricePerGpuHour": "0.69",
+                  "provisioningTimeout": "15s"}}
 # The node-lifecycle controller declares a node lost 15 s after its last heartbeat (the
 # simulated kubelet renews every 5 s); pods tolerate an unreachable node 4 s, then are evicted.
 TIMINGS = Timings(node_monitor_grace_period=15, not_ready_toleration=4, unreachable_toleration=4)
@@ -58,7 +61,8 @@ def loss_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     try:
         with Cluster(workdir / "cluster", nodes=["gpu-healthy=NVIDIA-GeForce-RTX-4090:4"],
                      substrate=substrate) as cluster:
-            cluster.kubectl("apply", "-f", "-", input=_yaml(OFFER) + "---\n" + _yaml(LOCAL_CLASS))
+            manifests = "---\n".join(_yaml(o) for o in (OFFER, SHORT, LOCAL_CLASS))
+            cluster.kubectl("apply", "-f", "-", input=manifests)
             operator = cluster.start_operator("--metering-interval", "2",
                                               "--provisioning-timeout", "120")
             yield LossCluster(cluster, operator)
@@ -73,7 +77,8 @@ class Session:
         self.coordination = client.CoordinationV1Api(api)
         self.rentals = Rentals(self.custom, self.core, namespace)
 
-    def run_on(self, node: str, name: str, **spec: Any) -> tuple[dict[str, Any], datetime]:
+    def run_on(self, node: str, name: str, offer: str = "rtx", uncordon: bool = True,
+               **spec: Any) -> tuple[dict[str, Any], datetime]:
         """A rental whose pod runs on `node` (the healthy node cordoned meanwhile), once the
         node heartbeat came after its container's start."""
         cluster = self.loss.cluster
@@ -81,10 +86,11 @@ class Session:
                    timeout=60)
         cluster.kubectl("cordon", "gpu-healthy")
         try:
-            self.rentals.create(name, offer="rtx", **spec)
+            self.rentals.create(name, offer=offer, **spec)
             status = self.rentals.wait_phase(name, "Running", timeout=120)
         finally:
-            cluster.kubectl("uncordon", "gpu-healthy")
+            if uncordon:
+                cluster.kubectl("uncordon", "gpu-healthy")
         pod = self.core.read_namespaced_pod(name, self.namespace)
         assert pod.spec.node_name == node
         started = pod.status.container_statuses[0].state.running.started_at
@@ -201,3 +207,30 @@ def test_a_volume_pinned_to_a_lost_node_holds_the_rental_until_the_node_returns(
         assert status["accruedSeconds"] == lost_seconds
     finally:
         back.stop()
+
+
+def test_no_healthy_node_within_the_timeout_pauses_with_no_capacity_not_failed(
+        session: Session) -> None:
+    rentals = session.rentals
+    doomed = session.loss.node("gpu-doomed-3")
+    try:
+        _, started = session.run_on("gpu-doomed-3", "stranded", offer="short", uncordon=False,
+                                    storage={"size": "1Gi"})
+        doomed.kill()
+        session.node_lost("stranded")
+    finally:
+        doomed.stop()
+    try:
+        def paused() -> dict[str, Any]:
+            status = rentals.status("stranded")
+            assert status["phase"] == "Paused", status.get("phase")
+            return status
+        status = eventually(paused, timeout=180)
+        assert rentals.condition("stranded", "Paused")["reason"] == "NoCapacity"
+        assert not status.get("refundedCents")  # what ran before the loss stays billed
+        heartbeat = session.heartbeat("gpu-doomed-3")
+        assert status["accruedSeconds"] == int((heartbeat - started).total_seconds()) > 0
+        assert rentals.pvcs()[0].metadata.uid == status["pvcUid"]  # the data is kept
+        assert rentals.pods() == []
+    finally:
+        session.loss.cluster.kubectl("uncordon", "gpu-healthy")

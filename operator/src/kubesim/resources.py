@@ -93,6 +93,8 @@ def builtin_types() -> list[ResourceType]:
                      has_generation=False),
         ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False,
                      short_names=["sc"], has_generation=False),
+        ResourceType("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False,
+                     short_names=["pc"], has_generation=False),
         ResourceType("events.k8s.io", "v1", "events", "Event", True, short_names=["ev"],
                      has_generation=False),
         ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",

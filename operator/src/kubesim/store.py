@@ -221,6 +221,7 @@ class Store:
         if rt.custom and rt.has_status:
             obj.pop("status", None)
         kinds.prepare_create(rt, obj)
+        self._admit_priority(rt, obj)
         self._admission("mutating", "CREATE", rt, obj, None)
         self._admit(rt, obj, strict, warnings)
         self._admission("validating", "CREATE", rt, obj, None)
@@ -229,6 +230,22 @@ class Store:
         if dry_run:
             return Stored(obj, dumps(obj))
         return self._commit(rt, obj, None, "ADDED")
+
+    def _admit_priority(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """The Priority admission plugin: a pod's priorityClassName becomes its priority and
+        preemption policy; a class that does not exist forbids the pod."""
+        spec = obj.get("spec") or {}
+        name = spec.get("priorityClassName")
+        if rt.group_resource != ("", "pods") or not name:
+            return
+        classes = self.type_for(("scheduling.k8s.io", "priorityclasses"))
+        found = self.collection(classes).get("", str(name)) if classes else None
+        if found is None:
+            pod = obj["metadata"].get("name", "")
+            raise ApiError(403, "Forbidden", f'pods "{pod}" is forbidden: no PriorityClass '
+                           f"with name {name} was found", {"name": pod, "kind": "pods"})
+        spec["priority"] = int(found.obj.get("value") or 0)
+        spec["preemptionPolicy"] = found.obj.get("preemptionPolicy") or "PreemptLowerPriority"
 
     def _admission(self, stage: str, operation: str, rt: ResourceType,
                    obj: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
