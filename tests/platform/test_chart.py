@@ -239,6 +239,7 @@ OPERATOR_NEEDS = (
     | grant("gpurental.dev", "gpuoffers", "list watch")
     | grant("", "pods persistentvolumeclaims", "list watch create delete")
     | grant("", "secrets", "list watch create patch delete")
+    | grant("", "services", "list watch create delete")
     | grant("", "events", "create list")
     | grant("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
 )

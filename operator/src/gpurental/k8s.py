@@ -181,12 +181,13 @@ class Kube:
     # --- children --------------------------------------------------------------------------
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Create a pod, PVC or Secret; None if it already exists."""
+        """Create a pod, PVC, Secret or Service; None if it already exists."""
         kind, namespace = body["kind"], body["metadata"]["namespace"]
         calls: dict[str, Callable[..., Any]] = {
             "Pod": self.core.create_namespaced_pod,
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "Secret": self.core.create_namespaced_secret,
+            "Service": self.core.create_namespaced_service,
         }
         try:
             return await self._raw("create", calls[kind], namespace, body)
@@ -207,11 +208,12 @@ class Kube:
                         meta["namespace"], patch, _content_type=STRATEGIC_MERGE_PATCH)
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete a pod, PVC or Secret; False if it was already gone."""
+        """Delete a pod, PVC, Secret or Service; False if it was already gone."""
         calls: dict[str, Callable[..., Any]] = {
             "Pod": self.core.delete_namespaced_pod,
             "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
             "Secret": self.core.delete_namespaced_secret,
+            "Service": self.core.delete_namespaced_service,
         }
         try:
             await self._raw("delete", calls[kind], name, namespace,

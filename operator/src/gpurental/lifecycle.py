@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from gpurental import billing, builders, durations, meter
+from gpurental import access, billing, builders, durations, meter
 from gpurental.clock import format_ts, parse_ts
 from gpurental.models import (
     ConditionType,
@@ -31,7 +31,7 @@ from gpurental.models import (
     get_condition,
     set_condition,
 )
-from gpurental.observed import FINALIZER, Children, PodView, RentalView
+from gpurental.observed import FINALIZER, Children, PodView, RentalView, ServiceView
 
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
@@ -44,6 +44,8 @@ class ActionKind(StrEnum):
     DELETE_POD = "DeletePod"
     DELETE_PVC = "DeletePvc"
     DELETE_SECRET = "DeleteSecret"
+    CREATE_SERVICE = "CreateService"
+    DELETE_SERVICE = "DeleteService"
     SETTLE = "Settle"  # debit the wallet with a deleted rental's final charge, once
     REMOVE_FINALIZER = "RemoveFinalizer"
 
@@ -91,6 +93,7 @@ class Context:
     renew_seconds: int = 0  # the money layer approved one more auto-renewal of this length
     wallet_exhausts_at: datetime | None = None  # when the rental's wallet is predicted to run out
     diagnosis: str | None = None  # warning events on the children, fetched on provisioning timeout
+    sshd_image: str = builders.DEFAULT_SSHD_IMAGE  # the sidecar's image unless the offer names one
 
 
 @dataclass
@@ -202,6 +205,8 @@ class _Planner:
         assert offer is not None or pod is not None
         self._ensure_volume(spec, offer)
         self._ensure_keys(spec)
+        self._ensure_service(spec, offer)
+        self._endpoints(spec, offer, pod)
         if pod is None:
             return self._create_pod(spec, offer)
         if pod.deleting or pod.ended:
@@ -245,11 +250,58 @@ class _Planner:
     def _ensure_keys(self, spec: RentalSpec) -> None:
         secret = self.children.secret
         self.status["secretName"] = builders.secret_name(self.rental.name)
-        if secret is None or secret.keys_digest != builders.keys_digest(spec.ssh_keys):
+        if secret is None or secret.keys_digest != builders.secret_digest(spec):
             body = builders.make_ssh_secret(
                 self.rental.namespace, self.rental.name, self.rental.uid, spec
             )
             self._act(ActionKind.APPLY_SECRET, body["metadata"]["name"], body)
+
+    def _ensure_service(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
+        """One Service for the ports, of the offer's type. A Service that no longer matches
+        (the offer's exposure or the rental's ports changed) is replaced, so a rental is never
+        more exposed than its offer allows now."""
+        if offer is None:
+            return
+        body = builders.make_service(
+            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer)
+        service = self.children.service
+        if service is not None and not service.deleting and (
+                body is None or not _service_matches(service, body)):
+            self._delete_service()
+            self.plan.requeue_after = 1.0
+        elif service is None and body is not None:
+            self._act(ActionKind.CREATE_SERVICE, body["metadata"]["name"], body)
+
+    def _endpoints(self, spec: RentalSpec, offer: OfferSpec | None, pod: PodView | None) -> None:
+        """status.endpoints from the Service as Kubernetes reports it, while the pod runs."""
+        ports = access.exposed_ports(spec, offer)
+        service = self.children.service
+        if not ports or pod is None or not pod.running:
+            return self._set_endpoints([])
+        user = offer.access.ssh.user if offer is not None else "gpu"
+        if service is not None and service.deleting:
+            service = None
+        self._set_endpoints(access.endpoints(ports, service, pod.host_ip, user))
+
+    def _set_endpoints(self, entries: list[dict[str, Any]]) -> None:
+        ssh = access.ssh_summary(entries)
+        for key, value in (("endpoints", entries or None), ("ssh", ssh)):
+            if value is None:
+                self.status.pop(key, None)
+            else:
+                self.status[key] = value
+
+    def _paused_endpoints(self) -> None:
+        try:
+            ports = access.exposed_ports(self.rental.parsed_spec(), self.ctx.offer)
+        except SpecError:
+            ports = ()
+        self._set_endpoints(access.paused_endpoints(ports, self.rental.name))
+
+    def _delete_service(self) -> None:
+        service = self.children.service
+        if service is not None and not service.deleting:
+            self._act(ActionKind.DELETE_SERVICE, service.name)
 
     def _create_pod(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
         if meter.is_open(self.status):
@@ -259,7 +311,8 @@ class _Planner:
         if offer is None:  # only reachable when a running pod exists; see _run
             return
         body = builders.make_pod(
-            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer
+            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer,
+            sshd_image=self.ctx.sshd_image,
         )
         self._act(ActionKind.CREATE_POD, body["metadata"]["name"], body)
         self._provisioning_phase()
@@ -336,6 +389,8 @@ class _Planner:
         pod = self.children.pod
         if pod is not None and not pod.deleting:
             self._act(ActionKind.DELETE_POD, pod.name)
+        self._delete_service()  # nothing listens on a port nobody pays for
+        self._paused_endpoints()
         self.status.pop("provisioningSince", None)
         self._set_phase(Phase.PAUSED, "Paused", message)
         self._condition(ConditionType.PAUSED, True, reason, message)
@@ -383,7 +438,7 @@ class _Planner:
             self._condition(ConditionType.READY, False, "Deleted", "the rental is being deleted")
         self._delete_children(keep_volume=False)
         children = self.children
-        if children.pod or children.pvc or children.secret:
+        if children.pod or children.pvc or children.secret or children.service:
             self.plan.requeue_after = 1.0
             return
         wallet = self.ctx.wallet
@@ -402,6 +457,8 @@ class _Planner:
             if self.phase is not Phase.FAILED:
                 self._close_segment(None)  # bills a pod that outlived its closed segment
             self._act(ActionKind.DELETE_POD, pod.name)
+        self._delete_service()
+        self._set_endpoints([])
         if keep_volume:
             return
         if pvc is not None and not pvc.deleting:
@@ -504,6 +561,12 @@ def _without_meter(status: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v for k, v in status.items() if k not in meter.REFRESHED_FIELDS and v is not None
     }
+
+
+def _service_matches(service: ServiceView, body: dict[str, Any]) -> bool:
+    spec = body["spec"]
+    wanted = tuple((str(p["name"]), int(p["port"])) for p in spec["ports"])
+    return service.type == spec["type"] and service.ports == wanted
 
 
 def _provisioning_error(pod: PodView, diagnosis: str | None) -> str:

@@ -105,6 +105,33 @@ class OfferIdleSpec(_Spec):
         return None if value is None else durations.parse_duration(str(value))
 
 
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class SshAccess(_Spec):
+    """The sshd sidecar an offer grants its rentals. Its image defaults to the operator's
+    --sshd-image (the chart's `ssh.image`)."""
+
+    enabled: bool = False
+    image: str | None = None
+    user: str = Field(default="gpu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+class ExposeSpec(_Spec):
+    type: ServiceType = ServiceType.CLUSTER_IP
+
+
+class AccessSpec(_Spec):
+    """How a rental of the offer can be reached: the platform team's choice, never the
+    tenant's (tenants cannot edit offers, so no rental can ask for more)."""
+
+    ssh: SshAccess = Field(default_factory=SshAccess)
+    expose: ExposeSpec = Field(default_factory=ExposeSpec)
+
+
 class OfferSpec(_Spec):
     gpu: GpuSpec
     price_per_gpu_hour: Decimal = Field(alias="pricePerGpuHour")
@@ -116,6 +143,7 @@ class OfferSpec(_Spec):
     node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
     tolerations: tuple[Toleration, ...] = ()
     idle: OfferIdleSpec | None = None
+    access: AccessSpec = Field(default_factory=AccessSpec)
 
     @field_validator("price_per_gpu_hour", "storage_price_per_gib_hour", mode="before")
     @classmethod
@@ -163,6 +191,15 @@ class EnvVar(_Spec):
     value: str = ""
 
 
+class PortSpec(_Spec):
+    """A port the rental's workload (or its sshd sidecar, for `ssh`) listens on."""
+
+    name: str = Field(pattern=r"^[a-z]([-a-z0-9]{0,13}[a-z0-9])?$")
+    port: int = Field(ge=1, le=65535)
+    protocol: str = Field(default="TCP", pattern="^(TCP|UDP|SCTP)$")
+    http: bool = False  # a web port: status shows a URL instead of host:port
+
+
 class RentalSpec(_Spec):
     offer: str = Field(min_length=1)
     gpus: int = Field(default=1, ge=1)
@@ -178,6 +215,7 @@ class RentalSpec(_Spec):
     ssh_keys: tuple[str, ...] = Field(default=(), alias="sshKeys")
     wallet: str | None = None
     idle: IdleSpec | None = None
+    ports: tuple[PortSpec, ...] = ()
 
     @field_validator("duration", mode="before")
     @classmethod
@@ -198,6 +236,14 @@ class RentalSpec(_Spec):
             if any(ch in key for ch in "\r\n\x00"):
                 raise ValueError("an ssh key must be a single line")
         return keys
+
+    @field_validator("ports")
+    @classmethod
+    def _unique_ports(cls, ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
+        # One Service carries them all, and a Service rejects a repeated name or port.
+        if len({p.name for p in ports}) != len(ports) or len({p.port for p in ports}) != len(ports):
+            raise ValueError("port names and numbers must be unique")
+        return ports
 
 
 class SpecError(ValueError):

@@ -45,6 +45,7 @@ class PodView:
     unschedulable: str | None = None  # the scheduler's message
     waiting_reason: str | None = None  # e.g. ErrImagePull, ContainerCreating
     waiting_message: str | None = None
+    host_ip: str | None = None  # the node's address, for a NodePort endpoint
 
     @property
     def running(self) -> bool:
@@ -72,6 +73,7 @@ class PodView:
             unschedulable=_unschedulable(status),
             waiting_reason=waiting.get("reason"),
             waiting_message=waiting.get("message"),
+            host_ip=status.get("hostIP"),
         )
 
 
@@ -113,12 +115,43 @@ class SecretView:
 
 
 @dataclass(frozen=True)
+class ServiceView:
+    """The rental's Service as Kubernetes reports it: the addresses it was given."""
+
+    name: str
+    type: str
+    deleting: bool
+    cluster_ip: str | None = None
+    ports: tuple[tuple[str, int], ...] = ()  # (name, port) as created
+    node_ports: dict[str, int] = field(default_factory=dict)  # by port name, once allocated
+    ingress: tuple[str, ...] = ()  # load-balancer IPs or hostnames, once a controller set them
+
+    @classmethod
+    def from_dict(cls, service: dict[str, Any]) -> ServiceView:
+        meta, spec = service.get("metadata", {}), service.get("spec") or {}
+        ports = spec.get("ports") or []
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        return cls(
+            name=meta.get("name", ""),
+            type=spec.get("type") or "ClusterIP",
+            deleting=bool(meta.get("deletionTimestamp")),
+            cluster_ip=spec.get("clusterIP"),
+            ports=tuple((str(p.get("name", "")), int(p.get("port", 0))) for p in ports),
+            node_ports={str(p.get("name", "")): int(p["nodePort"]) for p in ports
+                        if p.get("nodePort")},
+            ingress=tuple(str(i.get("ip") or i.get("hostname")) for i in ingress
+                          if i.get("ip") or i.get("hostname")),
+        )
+
+
+@dataclass(frozen=True)
 class Children:
     """A rental's owned objects as currently cached."""
 
     pod: PodView | None = None
     pvc: PvcView | None = None
     secret: SecretView | None = None
+    service: ServiceView | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from gpurental import idle, lifecycle, meter, metrics, money, settlement
+from gpurental import builders, idle, lifecycle, meter, metrics, money, settlement
 from gpurental.clock import Clock, parse_ts
 from gpurental.k8s import Conflict, Kube
 from gpurental.lifecycle import Action, ActionKind, Context, Plan, WalletView
@@ -46,6 +46,7 @@ _CHILD_KINDS = {
     ActionKind.DELETE_POD: "Pod",
     ActionKind.DELETE_PVC: "PersistentVolumeClaim",
     ActionKind.DELETE_SECRET: "Secret",
+    ActionKind.DELETE_SERVICE: "Service",
 }
 
 
@@ -54,6 +55,7 @@ class Settings:
     metering_interval: float = 30.0
     provisioning_timeout: int = 600
     workers: int = 32
+    sshd_image: str = builders.DEFAULT_SSHD_IMAGE
 
 
 class Controller:
@@ -245,6 +247,7 @@ class Controller:
             renew_seconds=verdict.renew_seconds,
             prepaid_seconds=verdict.prepaid_seconds,
             wallet_exhausts_at=wallet.reading.exhausts_at if wallet else None,
+            sshd_image=self.settings.sshd_image,
         )
 
     @staticmethod
@@ -334,6 +337,8 @@ class Controller:
             ActionKind.DELETE_POD: self._delete,
             ActionKind.DELETE_PVC: self._delete,
             ActionKind.DELETE_SECRET: self._delete,
+            ActionKind.CREATE_SERVICE: self._create,
+            ActionKind.DELETE_SERVICE: self._delete,
             ActionKind.SETTLE: self._settle,
             ActionKind.REMOVE_FINALIZER: self._remove_finalizer,
         }

@@ -25,6 +25,7 @@ from gpurental.observed import (
     PvcView,
     RentalView,
     SecretView,
+    ServiceView,
     controller_uid,
 )
 
@@ -82,6 +83,7 @@ class World:
     pods: dict[str, _Entry] = field(default_factory=dict)
     pvcs: dict[str, _Entry] = field(default_factory=dict)
     secrets: dict[str, _Entry] = field(default_factory=dict)
+    services: dict[str, _Entry] = field(default_factory=dict)
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
     wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
@@ -143,7 +145,7 @@ class World:
     # --- children --------------------------------------------------------------------------
 
     def put_child(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
-        """Cache (or forget) a pod / PVC / Secret; returns the owning rental's key if known."""
+        """Cache (or forget) a pod / PVC / Secret / Service; returns its rental's key if known."""
         owner = controller_uid(body)
         if owner is None:
             return None
@@ -173,10 +175,12 @@ class World:
             entry = table.get(rental_uid)
             return entry.view if entry else None
 
-        return Children(pod=view(self.pods), pvc=view(self.pvcs), secret=view(self.secrets))
+        return Children(pod=view(self.pods), pvc=view(self.pvcs), secret=view(self.secrets),
+                        service=view(self.services))
 
     def _table(self, kind: str) -> dict[str, _Entry]:
-        return {"Pod": self.pods, "PersistentVolumeClaim": self.pvcs, "Secret": self.secrets}[kind]
+        return {"Pod": self.pods, "PersistentVolumeClaim": self.pvcs, "Secret": self.secrets,
+                "Service": self.services}[kind]
 
 
 def _still_deleting(cached: _Entry | None, view: Any) -> Any:
@@ -197,6 +201,8 @@ def _child_view(kind: str, body: dict[str, Any]) -> Any:
         return PodView.from_dict(body)
     if kind == "PersistentVolumeClaim":
         return PvcView.from_dict(body)
+    if kind == "Service":
+        return ServiceView.from_dict(body)
     annotations = body.get("metadata", {}).get("annotations") or {}
     return SecretView(name=body["metadata"]["name"],
                       keys_digest=annotations.get(ANNOTATION_KEYS_DIGEST, ""))

@@ -1,4 +1,4 @@
-"""Watching the pods, volume claims and Secrets the operator owns.
+"""Watching the pods, volume claims, Secrets and Services the operator owns.
 
 Only objects labelled as managed by this operator are watched (a server-side label selector
 set at startup), so a cluster full of other pods costs the operator nothing.
@@ -13,7 +13,8 @@ import kopf
 from gpurental.observed import LABEL_MANAGED_BY, MANAGED_BY
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
-KINDS = {"pods": "Pod", "persistentvolumeclaims": "PersistentVolumeClaim", "secrets": "Secret"}
+KINDS = {"pods": "Pod", "persistentvolumeclaims": "PersistentVolumeClaim", "secrets": "Secret",
+         "services": "Service"}
 
 
 def _register(plural: str, kind: str) -> None:

@@ -1,0 +1,211 @@
+"""Reaching a rental, as data: the sshd sidecar, the Service per exposure mode, the endpoints
+computed from a Service as Kubernetes reports it, and the lifecycle's Service actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from gpurental import access, builders, lifecycle
+from gpurental.lifecycle import ActionKind, Context
+from gpurental.models import OfferSpec, RentalSpec, SpecError, parse_spec
+from gpurental.observed import Children, PodView, PvcView, RentalView, SecretView, ServiceView
+
+T0 = datetime(2026, 6, 7, 8, 0, tzinfo=UTC)
+BASE_OFFER = {"gpu": {"product": "NVIDIA-GeForce-RTX-4090"}, "pricePerGpuHour": "0.69"}
+RENTAL = {"offer": "rtx4090", "image": "pytorch/pytorch:2.4.0",
+          "ports": [{"name": "jupyter", "port": 8888, "http": True}]}
+
+
+def offer(expose: str = "ClusterIP", ssh: bool = True, **ssh_extra: Any) -> OfferSpec:
+    return parse_spec(OfferSpec, {**BASE_OFFER, "access": {
+        "ssh": {"enabled": ssh, **ssh_extra}, "expose": {"type": expose}}})
+
+
+def rental(**changes: Any) -> RentalSpec:
+    return parse_spec(RentalSpec, {**RENTAL, **changes})
+
+
+def test_offers_expose_nothing_and_run_no_sshd_by_default() -> None:
+    plain = parse_spec(OfferSpec, BASE_OFFER)
+    assert not access.ssh_enabled(plain)
+    assert builders.make_service("ns", "r", "u", rental(ports=[]), plain) is None
+    pod = builders.make_pod("ns", "r", "u", rental(ports=[]), plain)
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["workload"]
+    assert "shareProcessNamespace" not in pod["spec"]
+
+
+def test_the_sidecar_is_unprivileged_and_shares_volume_keys_and_processes() -> None:
+    spec = rental(storage={"mountPath": "/data"})
+    pod = builders.make_pod("ns", "r", "u", spec, offer(), sshd_image="example/sshd:1")
+    workload, sshd = pod["spec"]["containers"]
+    assert pod["spec"]["shareProcessNamespace"] is True
+    assert sshd["name"] == "sshd" and sshd["image"] == "example/sshd:1"
+    assert sshd["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "privileged": False,
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert sshd["volumeMounts"] == [
+        {"name": "storage", "mountPath": "/data"},
+        {"name": "ssh-keys", "mountPath": "/etc/gpurental/ssh", "readOnly": True}]
+    assert sshd["ports"] == [{"name": "ssh", "containerPort": 2222, "protocol": "TCP"}]
+    script = sshd["command"][2]
+    assert 'D="/data/.gpurental/sshd"' in script
+    assert script.endswith('exec /usr/sbin/sshd -D -e -f "/etc/gpurental/ssh/sshd_config" "$@"')
+    assert workload["ports"] == [{"name": "jupyter", "containerPort": 8888, "protocol": "TCP"}]
+
+
+def test_the_offer_names_the_sidecar_image_over_the_operator_default() -> None:
+    pod = builders.make_pod("ns", "r", "u", rental(), offer(image="corp/sshd:2"),
+                            sshd_image="example/sshd:1")
+    assert pod["spec"]["containers"][1]["image"] == "corp/sshd:2"
+
+
+def test_sshd_config_reads_keys_from_the_secret_and_host_keys_from_the_volume() -> None:
+    config = access.pod_sshd_config(rental())
+    assert "AuthorizedKeysFile /etc/gpurental/ssh/authorized_keys\n" in config
+    assert "HostKey /workspace/.gpurental/sshd/ssh_host_ed25519_key\n" in config
+    assert "PasswordAuthentication no\n" in config and "Port 2222\n" in config
+
+
+@pytest.mark.parametrize("expose", ["ClusterIP", "NodePort", "LoadBalancer"])
+def test_one_service_of_the_offers_type_selects_the_rentals_pod(expose: str) -> None:
+    service = builders.make_service("team-a", "finetune", "uid-1", rental(), offer(expose))
+    assert service is not None
+    assert service["metadata"]["name"] == "finetune"
+    assert service["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert service["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "gpu-rental-operator"
+    assert service["spec"] == {
+        "type": expose,
+        "selector": {"gpurental.dev/rental-uid": "uid-1"},
+        "ports": [
+            {"name": "ssh", "port": 22, "protocol": "TCP", "targetPort": "ssh"},
+            {"name": "jupyter", "port": 8888, "protocol": "TCP", "targetPort": 8888},
+        ],
+    }
+
+
+def test_service_names_are_dns_labels() -> None:
+    assert builders.service_name("finetune") == "finetune"
+    assert builders.service_name("1st.run").startswith("rental-")
+    assert len(builders.service_name("r" * 70)) <= 63
+
+
+def test_ports_must_be_unique() -> None:
+    with pytest.raises(SpecError, match="unique"):
+        rental(ports=[{"name": "a", "port": 80}, {"name": "b", "port": 80}])
+
+
+def service(type_: str = "ClusterIP", node_ports: dict[str, int] | None = None,
+            ingress: tuple[str, ...] = ()) -> ServiceView:
+    return ServiceView(name="finetune", type=type_, deleting=False, cluster_ip="10.96.0.12",
+                       ports=(("ssh", 22), ("jupyter", 8888)), node_ports=node_ports or {},
+                       ingress=ingress)
+
+
+PORTS = access.exposed_ports(rental(), offer())
+
+
+def test_cluster_ip_endpoints_are_in_cluster_addresses() -> None:
+    ssh, web = access.endpoints(PORTS, service(), "172.18.0.5", "gpu")
+    assert ssh == {"name": "ssh", "port": 22, "user": "gpu", "serviceType": "ClusterIP",
+                   "serviceName": "finetune", "host": "10.96.0.12", "hostPort": 22,
+                   "reach": "cluster", "connect": "ssh gpu@10.96.0.12"}
+    assert web["connect"] == "http://10.96.0.12:8888/"
+
+
+def test_node_port_endpoints_use_the_pods_node() -> None:
+    ssh, web = access.endpoints(PORTS, service("NodePort", {"ssh": 30222, "jupyter": 31888}),
+                                "10.0.0.7", "gpu")
+    assert ssh["connect"] == "ssh -p 30222 gpu@10.0.0.7" and ssh["reach"] == "nodes"
+    assert web["connect"] == "http://10.0.0.7:31888/"
+
+
+def test_load_balancer_endpoints_wait_for_the_ingress_then_use_it() -> None:
+    pending = service("LoadBalancer", {"ssh": 30222, "jupyter": 31888})
+    ssh, _ = access.endpoints(PORTS, pending, "10.0.0.7", "gpu")
+    assert ssh["connect"] == "ssh -p 30222 gpu@10.0.0.7"
+    assert ssh["message"] == "the load balancer has no address yet"
+    ready = service("LoadBalancer", {"ssh": 30222, "jupyter": 31888}, ("203.0.113.9",))
+    ssh, web = access.endpoints(PORTS, ready, "10.0.0.7", "gpu")
+    assert ssh["connect"] == "ssh gpu@203.0.113.9" and "message" not in ssh
+    assert web["connect"] == "http://203.0.113.9:8888/"
+
+
+def test_no_service_yet_means_no_address() -> None:
+    (ssh, _) = access.endpoints(PORTS, None, None, "gpu")
+    assert ssh == {"name": "ssh", "port": 22, "user": "gpu",
+                   "message": "waiting for the Service's address"}
+    assert access.ssh_summary([ssh]) == "waiting for the Service's address"
+
+
+# --- lifecycle ----------------------------------------------------------------------------
+
+def view(state: str = "Running", phase: str = "Running") -> RentalView:
+    return RentalView(namespace="team-a", name="finetune", uid="uid-1", generation=1,
+                      deleting=False, finalizers=("gpurental.dev/settlement",),
+                      spec={**RENTAL, "state": state},
+                      status={"phase": phase, "ratePerHour": "0.69",
+                              "firstStartedAt": "2026-06-07T07:00:00Z",
+                              "runningSince": "2026-06-07T07:00:00Z", "segmentPodUid": "p1",
+                              "accruedSeconds": 0})
+
+
+def children(svc: ServiceView | None, pod: bool = True) -> Children:
+    spec = parse_spec(RentalSpec, RENTAL)
+    return Children(
+        pod=PodView(name="finetune", uid="p1", phase="Running", deleting=False,
+                    started_at=T0, host_ip="10.0.0.7") if pod else None,
+        pvc=PvcView(name="finetune-storage", phase="Bound", deleting=False),
+        secret=SecretView(name="finetune-ssh", keys_digest=builders.secret_digest(spec)),
+        service=svc)
+
+
+def ctx(expose: str = "NodePort") -> Context:
+    return Context(now=T0, offer=offer(expose))
+
+
+def test_a_running_rental_gets_its_service_and_endpoints_follow_it() -> None:
+    plan = lifecycle.plan(view(), children(None), ctx())
+    assert plan.kinds() == [ActionKind.CREATE_SERVICE]
+    assert plan.actions[0].body == builders.make_service(
+        "team-a", "finetune", "uid-1", parse_spec(RentalSpec, RENTAL), offer("NodePort"))
+    assert plan.status["ssh"] == "waiting for the Service's address"
+    svc = service("NodePort", {"ssh": 30222, "jupyter": 31888})
+    plan = lifecycle.plan(view(), children(svc), ctx())
+    assert plan.kinds() == []
+    assert plan.status["ssh"] == "ssh -p 30222 gpu@10.0.0.7"
+    assert [e["connect"] for e in plan.status["endpoints"]] == [
+        "ssh -p 30222 gpu@10.0.0.7", "http://10.0.0.7:31888/"]
+
+
+def test_a_service_beyond_what_the_offer_allows_now_is_replaced() -> None:
+    lb = service("LoadBalancer", {"ssh": 30222, "jupyter": 31888}, ("203.0.113.9",))
+    plan = lifecycle.plan(view(), children(lb), ctx("ClusterIP"))
+    assert plan.kinds() == [ActionKind.DELETE_SERVICE]
+
+
+def test_pausing_deletes_the_service_and_endpoints_say_paused() -> None:
+    svc = service("NodePort", {"ssh": 30222, "jupyter": 31888})
+    plan = lifecycle.plan(view(state="Paused"), children(svc), ctx())
+    assert ActionKind.DELETE_SERVICE in plan.kinds()
+    assert plan.kinds().index(ActionKind.DELETE_POD) < plan.kinds().index(
+        ActionKind.DELETE_SERVICE)
+    assert plan.status["phase"] == "Paused"
+    assert all(e["message"].startswith("paused") for e in plan.status["endpoints"])
+    assert plan.status["ssh"].startswith("paused")
+
+
+def test_stopping_deletes_the_service_and_clears_endpoints() -> None:
+    svc = service("NodePort", {"ssh": 30222})
+    plan = lifecycle.plan(view(state="Stopped"), children(svc), ctx())
+    assert ActionKind.DELETE_SERVICE in plan.kinds()
+    assert "endpoints" not in plan.status and "ssh" not in plan.status
+
+
+def test_resuming_recreates_the_service() -> None:
+    plan = lifecycle.plan(view(phase="Paused"), children(None, pod=False), ctx())
+    assert ActionKind.CREATE_SERVICE in plan.kinds() and ActionKind.CREATE_POD in plan.kinds()
+    pod = next(a.body for a in plan.actions if a.kind is ActionKind.CREATE_POD)
+    assert pod is not None and pod["spec"]["containers"][1]["name"] == "sshd"
