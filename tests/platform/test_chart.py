@@ -529,3 +529,28 @@ def test_idle_auto_pause_is_off_by_default_and_passes_its_flags_when_on(helm, tm
                                       "--idle-check-interval=30"]
     bad = helm_run(helm, "template", RELEASE, str(CHART), "--set", "idle.prometheusUrl=nope")
     assert bad.returncode != 0 and "/idle/prometheusUrl" in bad.stderr, bad.stderr
+
+
+# --- reaching rentals -----------------------------------------------------------------------
+
+def test_sshd_image_flag_only_when_set(helm, tmp_path):
+    container = workload(render(helm, tmp_path, {}))["spec"]["template"]["spec"]["containers"][0]
+    assert not any(a.startswith("--sshd-image") for a in container["args"])
+    objs = render(helm, tmp_path, {"ssh": {"image": "corp/sshd:1"}})
+    container = workload(objs)["spec"]["template"]["spec"]["containers"][0]
+    assert "--sshd-image=corp/sshd:1" in container["args"]
+
+
+def test_network_policy_lets_only_named_declared_ports_in(helm, tmp_path):
+    assert not find(render(helm, tmp_path, {}), "NetworkPolicy")
+    objs = render(helm, tmp_path, {"watchNamespaces": ["team-a", "team-b"],
+                                   "networkPolicy": {"enabled": True}})
+    policies = find(objs, "NetworkPolicy")
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["team-a", "team-b"]
+    assert policies[0]["spec"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "gpu-rental-operator"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"ports": [{"port": "ssh", "protocol": "TCP"},
+                               {"port": "jupyter", "protocol": "TCP"}]}]}
+    nowhere = template(helm, tmp_path, {"networkPolicy": {"enabled": True}})
+    assert nowhere.returncode != 0 and "networkPolicy.namespaces" in nowhere.stderr
