@@ -10,6 +10,7 @@ as one would.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -196,3 +197,25 @@ def test_plugin_ssh_and_open_commands(rentals: Rentals, access_offers: None,
     paused = plugin(kubeconfig, rentals, "ssh", "nb", "--print", expect=1)
     assert paused.stderr.strip() == (
         'error: gpurental "nb" is Paused, not Running; `kubectl gpurental resume nb` first')
+
+
+def test_plugin_ssh_runs_kubectl_port_forward_up_to_the_missing_kubelet(
+        rentals: Rentals, access_offers: None, kubeconfig: str, substrate: str) -> None:
+    """Not --print: the plugin really starts `kubectl port-forward svc/nb`; kubectl resolves
+    the Service to its pod and asks the API server to forward, which needs a kubelet (a
+    streaming server on the node) that neither substrate has. The plugin says so and never
+    runs ssh against a port nobody forwards."""
+    _, pod = start(rentals, "nb", "ssh-clusterip")
+    eventually(lambda: endpoint(rentals, "nb", "ssh").get("connect"), timeout=30)
+    env = {**os.environ, "PATH": os.pathsep.join([str(PLUGIN.parent), os.environ["PATH"]])}
+    result = subprocess.run([str(PLUGIN), "--kubeconfig", kubeconfig, "-n", rentals.namespace,
+                             "ssh", "nb", "--", "true"], capture_output=True, text=True,
+                            timeout=90, env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: kubectl port-forward did not start: ")
+    if substrate == "kubernetes":
+        # kube-apiserver went for the kubelet of the node the Service's pod runs on.
+        assert "error dialing backend" in result.stderr
+        assert pod.spec.node_name in result.stderr, result.stderr
+    else:  # kubesim serves no pods/portforward at all
+        assert "could not find the requested resource" in result.stderr
