@@ -1,11 +1,10 @@
 """Reaching a rental: its Service, status.endpoints and `kubectl gpurental ssh/open`, with the
 real operator, on every substrate.
 
-On the real control plane the EndpointSlice controller (kube-controller-manager's own) turns
-the operator's Service into slices pointing at the pod's IP, which the simulated kubelet
-reports; kubesim has no such controller (tests/kubesim/divergences.py). No cloud controller
-runs on either: a load balancer's address is written into the Service's status by the test,
-as one would.
+The EndpointSlice controller (kube-controller-manager's on the real control plane, kubesim's
+own on the emulator) turns the operator's Service into slices pointing at the pod's IP, which
+the simulated kubelet reports. No cloud controller runs on either: a load balancer's address
+is written into the Service's status by the test, as one would.
 """
 
 from __future__ import annotations
@@ -65,7 +64,7 @@ def start(rentals: Rentals, name: str, offer: str) -> tuple[dict[str, Any], clie
 
 
 def test_the_service_points_at_the_pod_and_endpoints_follow_the_node_port(
-        rentals: Rentals, access_offers: None, substrate: str, kubectl: Any) -> None:
+        rentals: Rentals, access_offers: None, kubectl: Any) -> None:
     rental, pod = start(rentals, "nb", "ssh-nodeport")
     assert [c.name for c in pod.spec.containers] == ["workload", "sshd"]
     assert pod.spec.share_process_namespace is True
@@ -88,8 +87,7 @@ def test_the_service_points_at_the_pod_and_endpoints_follow_the_node_port(
     assert web["connect"] == f"http://{pod.status.host_ip}:{by_name['jupyter'].node_port}/"
     wide = kubectl("get", "gpurentals", "-n", rentals.namespace, "-o", "wide").stdout
     assert "SSH" in wide.splitlines()[0] and f"ssh -p {node_port} gpu@" in wide
-    if substrate == "kubernetes":
-        assert_endpoint_slices_point_at(rentals, "nb", pod)
+    assert_endpoint_slices_point_at(rentals, "nb", pod)
 
 
 def assert_endpoint_slices_point_at(rentals: Rentals, name: str, pod: client.V1Pod) -> None:

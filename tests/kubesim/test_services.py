@@ -1,8 +1,10 @@
 """Services as kube-apiserver allocates them: cluster IPs, node ports for NodePort and
 LoadBalancer types, and a load balancer's address written to status (by a cloud controller,
-here by the test)."""
+here by the test), and the EndpointSlices that point a Service at its pods."""
 
 from __future__ import annotations
+
+import time
 
 from kubernetes import client
 
@@ -43,3 +45,58 @@ def test_a_load_balancers_address_is_written_to_status(api_client, namespace):
         "lb", namespace, {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}})
     svc = core.read_namespaced_service("lb", namespace)
     assert [i.ip for i in svc.status.load_balancer.ingress] == ["203.0.113.9"]
+
+
+def test_endpoint_slices_follow_a_services_pods(api_client, namespace):
+    """kube-controller-manager's EndpointSlice controller (kubesim's controllers do the same):
+    the pod's IP as the kubelet reports it, the named targetPort resolved in its spec."""
+    core, discovery = client.CoreV1Api(api_client), client.DiscoveryV1Api(api_client)
+    # A node of our own for the pod (the controller skips pods on unknown nodes), kept out of
+    # every scheduler's way.
+    node = f"slices-{namespace}"
+    core.create_node({"metadata": {"name": node}, "spec": {"unschedulable": True}})
+    try:
+        core.create_namespaced_service(namespace, {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"},
+                     "ports": [{"name": "ssh", "port": 22, "targetPort": "ssh"}]}})
+        core.create_namespaced_pod(namespace, {
+            "metadata": {"name": "web-0", "labels": {"app": "web"}},
+            "spec": {"nodeName": node, "containers": [
+                {"name": "c", "image": "busybox", "ports": [
+                    {"name": "ssh", "containerPort": 2222}]}]}})
+        core.patch_namespaced_pod_status("web-0", namespace, {"status": {
+            "phase": "Running", "podIP": "10.244.99.7", "podIPs": [{"ip": "10.244.99.7"}],
+            "conditions": [{"type": "Ready", "status": "True"}]}})
+        service = core.read_namespaced_service("web", namespace)
+
+        def sliced():
+            slices = discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector="kubernetes.io/service-name=web").items
+            assert len(slices) == 1 and slices[0].endpoints, slices
+            return slices[0]
+        found = wait(sliced)
+        assert found.address_type == "IPv4"
+        assert [(p.name, p.port, p.protocol) for p in found.ports] == [("ssh", 2222, "TCP")]
+        (endpoint,) = found.endpoints
+        assert endpoint.addresses == ["10.244.99.7"] and endpoint.conditions.ready is True
+        assert (endpoint.target_ref.kind, endpoint.target_ref.name) == ("Pod", "web-0")
+        assert endpoint.node_name == node
+        owner = found.metadata.owner_references[0]
+        assert (owner.kind, owner.uid, owner.controller) == ("Service", service.metadata.uid,
+                                                             True)
+        assert found.metadata.labels["endpointslice.kubernetes.io/managed-by"] == \
+            "endpointslice-controller.k8s.io"
+    finally:
+        core.delete_node(node)
+
+
+def wait(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -88,6 +88,7 @@ def builtin_types() -> list[ResourceType]:
         _core("endpoints", "Endpoints", short_names=["ep"], has_generation=False),
         ResourceType("apps", "v1", "deployments", "Deployment", True, short_names=["deploy"],
                      categories=["all"], subresources={"status", "scale"}),
+        ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
         ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True,
                      has_generation=False),
         ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False,
