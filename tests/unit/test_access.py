@@ -209,3 +209,14 @@ def test_resuming_recreates_the_service() -> None:
     assert ActionKind.CREATE_SERVICE in plan.kinds() and ActionKind.CREATE_POD in plan.kinds()
     pod = next(a.body for a in plan.actions if a.kind is ActionKind.CREATE_POD)
     assert pod is not None and pod["spec"]["containers"][1]["name"] == "sshd"
+
+
+def test_a_declared_port_on_the_sidecars_port_keeps_the_rental_pending() -> None:
+    spec = {**RENTAL, "ports": [{"name": "web", "port": 2222}]}
+    rental_view = RentalView(namespace="team-a", name="finetune", uid="uid-1", generation=1,
+                             deleting=False, finalizers=("gpurental.dev/settlement",), spec=spec)
+    plan = lifecycle.plan(rental_view, Children(), ctx())
+    assert plan.status["phase"] == "Pending"
+    assert "sshd sidecar" in plan.status["message"]
+    assert ActionKind.CREATE_POD not in plan.kinds()
+    assert access.port_conflict(parse_spec(RentalSpec, spec), offer(ssh=False)) is None

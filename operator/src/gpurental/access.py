@@ -45,6 +45,17 @@ def exposed_ports(spec: RentalSpec, offer: OfferSpec | None) -> tuple[PortSpec, 
     return ports
 
 
+def port_conflict(spec: RentalSpec, offer: OfferSpec | None) -> str | None:
+    """A declared port the sshd sidecar already listens on (the pod shares one network)."""
+    if not ssh_enabled(offer):
+        return None
+    for port in spec.ports:
+        if port.port == SSHD_LISTEN_PORT and port.name != SSH_PORT_NAME:
+            return (f"spec.ports: {port.name} ({port.port}) is the port of the offer's sshd "
+                    "sidecar; choose another")
+    return None
+
+
 def target_port(port: PortSpec, offer: OfferSpec | None) -> int | str:
     """Where a Service port lands in the pod: the sidecar's named port for ssh."""
     if port.name == SSH_PORT_NAME and ssh_enabled(offer):

@@ -232,6 +232,9 @@ class _Planner:
             return ("WalletNotFound", f'Wallet "{spec.wallet}" not found in this namespace')
         if ctx.wallet is not None and ctx.wallet.exhausted:
             return ("BudgetExhausted", f'Wallet "{ctx.wallet.name}" has no budget left')
+        conflict = access.port_conflict(spec, ctx.offer)
+        if conflict is not None:
+            return ("InvalidPorts", conflict)
         return None
 
     def _ensure_volume(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
