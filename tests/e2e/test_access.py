@@ -188,6 +188,9 @@ def test_plugin_ssh_and_open_commands(rentals: Rentals, access_offers: None,
     web = plugin(kubeconfig, rentals, "open", "nb", "8888", "--print", "--port-forward",
                  "--local-port", "48888")
     assert web.stdout.splitlines()[1] == "http://127.0.0.1:48888/"
+    listed = plugin(kubeconfig, rentals, "list", "-o", "wide").stdout.splitlines()
+    assert "SSH" in listed[0].split()
+    assert f"ssh -p {ports['ssh']} gpu@{pod.status.host_ip}" in listed[1]
     missing = plugin(kubeconfig, rentals, "open", "nb", "tensorboard", "--print", expect=1)
     assert "has no port 'tensorboard' (its ports: ssh (22), jupyter (8888))" in missing.stderr
     rentals.patch("nb", state="Paused")

@@ -217,7 +217,7 @@ def _api_error(exc: ApiException, name: str | None = None) -> str:
 # --- list ----------------------------------------------------------------------------------------
 
 LIST_HEADERS = ["NAME", "PHASE", "OFFER", "GPUS", "RATE", "RAN FOR", "TOTAL", "AGE"]
-WIDE_HEADERS = ["EXPIRES", "AUTORENEW", "WALLET", "MESSAGE"]
+WIDE_HEADERS = ["SSH", "EXPIRES", "AUTORENEW", "WALLET", "MESSAGE"]
 
 
 def gpus_text(obj: Obj, offers: dict[str, Obj]) -> str:
@@ -241,7 +241,7 @@ def list_row(obj: Obj, offers: dict[str, Obj], now: datetime, wide: bool,
            durations.format_duration(reading.seconds), render.dollars(reading.charged_cents),
            render.age(obj["metadata"].get("creationTimestamp"), now)]
     if wide:
-        row += [str(status.get("expiresAt") or render.NONE),
+        row += [str(status.get("ssh") or render.NONE), str(status.get("expiresAt") or render.NONE),
                 "on" if spec.get("autoRenew") else "off",
                 str(spec.get("wallet") or render.NONE), str(status.get("message") or "")]
     if all_namespaces:
