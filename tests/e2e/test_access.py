@@ -32,7 +32,18 @@ spec:
   pricePerGpuHour: "0.69"
   tolerations: [{{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}}]
   access: {{ssh: {{enabled: true, image: example.org/sshd:1}}, expose: {{type: {kind}}}}}
-""" for kind in ("ClusterIP", "NodePort", "LoadBalancer"))
+""" for kind in ("ClusterIP", "NodePort", "LoadBalancer")) + """---
+apiVersion: gpurental.dev/v1alpha1
+kind: GpuOffer
+metadata: {name: ssh-routed}
+spec:
+  gpu: {product: NVIDIA-GeForce-RTX-4090}
+  pricePerGpuHour: "0.69"
+  tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+  access:
+    ssh: {enabled: true}
+    ingress: {hostTemplate: "{port}-{rental}-{namespace}.gpus.example", className: nginx}
+"""
 JUPYTER = [{"name": "jupyter", "port": 8888, "http": True}]
 
 
@@ -40,7 +51,8 @@ JUPYTER = [{"name": "jupyter", "port": 8888, "http": True}]
 def access_offers(cluster: Cluster) -> Iterator[None]:
     cluster.kubectl("apply", "-f", "-", input=ACCESS_OFFERS)
     yield
-    cluster.kubectl("delete", "gpuoffers", "ssh-clusterip", "ssh-nodeport", "ssh-loadbalancer")
+    cluster.kubectl("delete", "gpuoffers", "ssh-clusterip", "ssh-nodeport", "ssh-loadbalancer",
+                    "ssh-routed")
 
 
 def service(rentals: Rentals, name: str) -> client.V1Service | None:
@@ -220,3 +232,37 @@ def test_plugin_ssh_runs_kubectl_port_forward_up_to_the_missing_kubelet(
         assert pod.spec.node_name in result.stderr, result.stderr
     else:  # kubesim serves no pods/portforward at all
         assert "could not find the requested resource" in result.stderr
+
+
+def ingress(rentals: Rentals, name: str) -> client.V1Ingress | None:
+    try:
+        return client.NetworkingV1Api(rentals.core.api_client).read_namespaced_ingress(
+            name, rentals.namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def test_web_ports_get_the_offers_ingress_host_and_lose_it_on_pause(
+        rentals: Rentals, access_offers: None, kubeconfig: str) -> None:
+    rental, _ = start(rentals, "nb", "ssh-routed")
+    routed = eventually(lambda: ingress(rentals, "nb"))
+    host = f"jupyter-nb-{rentals.namespace}.gpus.example"
+    assert routed.spec.ingress_class_name == "nginx"
+    assert routed.metadata.owner_references[0].uid == rental["metadata"]["uid"]
+    (rule,) = routed.spec.rules
+    assert rule.host == host
+    backend = rule.http.paths[0].backend.service
+    assert (backend.name, backend.port.name) == ("nb", "jupyter")
+    eventually(lambda: endpoint(rentals, "nb", "jupyter").get("connect") == f"http://{host}/",
+               timeout=30)
+    web = plugin(kubeconfig, rentals, "open", "nb", "jupyter", "--print")
+    assert web.stdout.splitlines() == [f"http://{host}/"]
+    rentals.patch("nb", state="Paused")
+    rentals.wait_phase("nb", "Paused")
+    eventually(lambda: ingress(rentals, "nb") is None and service(rentals, "nb") is None,
+               timeout=30)
+    rentals.patch("nb", state="Running")
+    rentals.wait_phase("nb", "Running")
+    eventually(lambda: ingress(rentals, "nb"), timeout=30)

@@ -50,6 +50,8 @@ spec:
   gpu: {product: NVIDIA-GeForce-RTX-4090}
   pricePerGpuHour: "0.69"
   storagePricePerGiBHour: "0.0001"
+  # Routed web ports: the job's jupyter port gets an Ingress (the ingresses rule is used).
+  access: {ingress: {hostTemplate: "{port}-{rental}.gpus.example"}}
 ---
 apiVersion: gpurental.dev/v1alpha1
 kind: GpuOffer

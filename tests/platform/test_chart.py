@@ -240,6 +240,7 @@ OPERATOR_NEEDS = (
     | grant("", "pods persistentvolumeclaims", "list watch create delete")
     | grant("", "secrets", "list watch create patch delete")
     | grant("", "services", "list watch create delete")
+    | grant("networking.k8s.io", "ingresses", "list watch create delete")
     | grant("", "events", "create list")
     | grant("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
 )

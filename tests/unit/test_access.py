@@ -11,7 +11,15 @@ import pytest
 from gpurental import access, builders, lifecycle
 from gpurental.lifecycle import ActionKind, Context
 from gpurental.models import OfferSpec, RentalSpec, SpecError, parse_spec
-from gpurental.observed import Children, PodView, PvcView, RentalView, SecretView, ServiceView
+from gpurental.observed import (
+    Children,
+    IngressView,
+    PodView,
+    PvcView,
+    RentalView,
+    SecretView,
+    ServiceView,
+)
 
 T0 = datetime(2026, 6, 7, 8, 0, tzinfo=UTC)
 BASE_OFFER = {"gpu": {"product": "NVIDIA-GeForce-RTX-4090"}, "pricePerGpuHour": "0.69"}
@@ -220,3 +228,67 @@ def test_a_declared_port_on_the_sidecars_port_keeps_the_rental_pending() -> None
     assert "sshd sidecar" in plan.status["message"]
     assert ActionKind.CREATE_POD not in plan.kinds()
     assert access.port_conflict(parse_spec(RentalSpec, spec), offer(ssh=False)) is None
+
+
+# --- Ingress for web ports ----------------------------------------------------------------
+
+def routed_offer(tls: bool = False) -> OfferSpec:
+    ingress: dict[str, Any] = {"hostTemplate": "{port}-{rental}-{namespace}.gpus.example",
+                               "className": "nginx"}
+    if tls:
+        ingress["tlsSecretName"] = "wildcard-gpus"
+    return parse_spec(OfferSpec, {**BASE_OFFER, "access": {"ssh": {"enabled": True},
+                                                          "ingress": ingress}})
+
+
+def test_an_ingress_routes_only_the_http_ports_by_the_platforms_host() -> None:
+    spec = rental(ports=[{"name": "jupyter", "port": 8888, "http": True},
+                         {"name": "grpc", "port": 9000}])
+    ingress = builders.make_ingress("team-a", "nb", "uid-1", spec, routed_offer(tls=True))
+    assert ingress is not None
+    assert ingress["metadata"]["name"] == "nb"
+    assert ingress["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert ingress["spec"] == {
+        "ingressClassName": "nginx",
+        "rules": [{"host": "jupyter-nb-team-a.gpus.example", "http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "nb", "port": {"name": "jupyter"}}}}]}}],
+        "tls": [{"hosts": ["jupyter-nb-team-a.gpus.example"], "secretName": "wildcard-gpus"}],
+    }
+    assert builders.make_ingress("team-a", "nb", "uid-1", spec, offer()) is None
+    assert builders.make_ingress("team-a", "nb", "uid-1", rental(ports=[]),
+                                 routed_offer()) is None
+
+
+def test_host_templates_name_only_known_placeholders() -> None:
+    with pytest.raises(SpecError, match="hostTemplate"):
+        parse_spec(OfferSpec, {**BASE_OFFER, "access": {"ingress": {
+            "hostTemplate": "{user}.gpus.example"}}})
+
+
+def test_a_routed_web_port_is_reached_by_its_host() -> None:
+    body = builders.make_ingress("team-a", "nb", "uid-1", rental(), routed_offer(tls=True))
+    assert body is not None
+    ingress = IngressView.from_dict(body)
+    ssh, web = access.endpoints(PORTS, service("NodePort", {"ssh": 30222, "jupyter": 31888}),
+                                "10.0.0.7", "gpu", ingress)
+    assert web["connect"] == "https://jupyter-nb-team-a.gpus.example/"
+    assert (web["reach"], web["hostPort"]) == ("ingress", 443)
+    assert ssh["connect"] == "ssh -p 30222 gpu@10.0.0.7"
+
+
+def test_the_ingress_comes_and_goes_with_the_service() -> None:
+    context = Context(now=T0, offer=routed_offer())
+    plan = lifecycle.plan(view(), children(service()), context)
+    assert plan.kinds() == [ActionKind.CREATE_INGRESS]
+    body = plan.actions[0].body
+    assert body is not None
+    routed = Children(**{**children(service()).__dict__, "ingress": IngressView.from_dict(body)})
+    plan = lifecycle.plan(view(), routed, context)
+    assert plan.kinds() == []
+    assert plan.status["endpoints"][1]["connect"] == "http://jupyter-finetune-team-a.gpus.example/"
+    plan = lifecycle.plan(view(state="Paused"), routed, context)
+    assert {ActionKind.DELETE_SERVICE, ActionKind.DELETE_INGRESS} <= set(plan.kinds())
+    # An offer that stops routing takes the Ingress away from running rentals too.
+    plan = lifecycle.plan(view(), routed, ctx("ClusterIP"))
+    assert ActionKind.DELETE_INGRESS in plan.kinds()

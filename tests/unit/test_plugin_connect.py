@@ -54,3 +54,12 @@ def test_not_running_is_a_clear_error(body: dict[str, Any], message: str) -> Non
 def test_an_undeclared_port_is_a_clear_error() -> None:
     with pytest.raises(connect.ConnectError, match="no port 'tensorboard'"):
         connect.open_plan(rental(), "tensorboard", 1)
+
+
+def test_open_uses_a_routed_hosts_url() -> None:
+    body = rental()
+    body["status"]["endpoints"][1].update(
+        reach="ingress", host="jupyter-nb-team-a.gpus.example", hostPort=443,
+        connect="https://jupyter-nb-team-a.gpus.example/")
+    plan = connect.open_plan(body, "jupyter", 1)
+    assert plan == connect.Plan([], url="https://jupyter-nb-team-a.gpus.example/")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpurental.models import OfferSpec, PortSpec, RentalSpec, ServiceType
-from gpurental.observed import ServiceView
+from gpurental.observed import IngressView, ServiceView
 
 SSH_PORT_NAME = "ssh"
 SSH_PORT = 22
@@ -100,11 +100,31 @@ def sshd_start_script(config: str, host_keys: str, sshd: str = "/usr/sbin/sshd")
             f'exec {sshd} -D -e -f "{config}" "$@"')
 
 
+def http_ports(spec: RentalSpec, offer: OfferSpec | None) -> tuple[PortSpec, ...]:
+    """The ports an offer's Ingress routes: the declared web ports."""
+    if offer is None or offer.access.ingress is None:
+        return ()
+    return tuple(p for p in spec.ports if p.http)
+
+
+def ingress_host(template: str, port: str, rental: str, namespace: str) -> str:
+    return template.format(port=port, rental=rental, namespace=namespace)
+
+
 @dataclass(frozen=True)
 class Address:
     host: str
     port: int
-    reach: str  # cluster | nodes | load-balancer
+    reach: str  # ingress | load-balancer | nodes | cluster
+    tls: bool = False
+
+
+def _routed(ingress: IngressView | None, port: PortSpec) -> list[Address]:
+    if ingress is None or ingress.deleting or not port.http or port.name not in ingress.hosts:
+        return []
+    host = ingress.hosts[port.name]
+    tls = host in ingress.tls_hosts
+    return [Address(host, 443 if tls else 80, "ingress", tls)]
 
 
 def _addresses(service: ServiceView, port: PortSpec, host_ip: str | None) -> list[Address]:
@@ -122,21 +142,26 @@ def connect_line(port: PortSpec, address: Address, user: str) -> str:
     if port.name == SSH_PORT_NAME:
         flag = "" if address.port == SSH_PORT else f"-p {address.port} "
         return f"ssh {flag}{user}@{address.host}"
+    if address.reach == "ingress":
+        return f"{'https' if address.tls else 'http'}://{address.host}/"
     if port.http:
         return f"http://{address.host}:{address.port}/"
     return f"{address.host}:{address.port}"
 
 
 def endpoints(ports: tuple[PortSpec, ...], service: ServiceView | None, host_ip: str | None,
-              user: str) -> list[dict[str, Any]]:
-    """One entry per port with the best address Kubernetes reports: a load balancer's
-    ingress, else a node port on the pod's node, else the in-cluster Service IP."""
+              user: str, ingress: IngressView | None = None) -> list[dict[str, Any]]:
+    """One entry per port with the best address Kubernetes reports: an Ingress host for a
+    routed web port, else a load balancer's ingress, else a node port on the pod's node,
+    else the in-cluster Service IP."""
     result = []
     for port in ports:
         entry: dict[str, Any] = {"name": port.name, "port": port.port}
         if port.name == SSH_PORT_NAME:
             entry["user"] = user
-        addresses = _addresses(service, port, host_ip) if service is not None else []
+        addresses = _routed(ingress, port)
+        if service is not None:
+            addresses += _addresses(service, port, host_ip)
         if service is not None:
             entry["serviceType"] = service.type
             entry["serviceName"] = service.name

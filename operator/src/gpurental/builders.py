@@ -267,6 +267,34 @@ def make_pod(
     }
 
 
+def make_ingress(
+    namespace: str, rental: str, rental_uid: str, spec: RentalSpec, offer: OfferSpec
+) -> dict[str, Any] | None:
+    """Host-named routes to the rental's web ports on the offer's Ingress class; None when
+    the offer routes none or the rental declares no http port."""
+    routed, config = access.http_ports(spec, offer), offer.access.ingress
+    if not routed or config is None:
+        return None
+    service = service_name(rental)
+    hosts = [(p, access.ingress_host(config.host_template, p.name, rental, namespace))
+             for p in routed]
+    ingress_spec: dict[str, Any] = {"rules": [
+        {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+            "service": {"name": service, "port": {"name": port.name}}}}]}}
+        for port, host in hosts]}
+    if config.class_name:
+        ingress_spec["ingressClassName"] = config.class_name
+    if config.tls_secret_name:
+        ingress_spec["tls"] = [{"hosts": [h for _, h in hosts],
+                                "secretName": config.tls_secret_name}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _metadata(service, namespace, rental, rental_uid, spec.offer),
+        "spec": ingress_spec,
+    }
+
+
 def make_service(
     namespace: str, rental: str, rental_uid: str, spec: RentalSpec, offer: OfferSpec
 ) -> dict[str, Any] | None:

@@ -59,6 +59,7 @@ class Kube:
         self.api = kubernetes.client.ApiClient(config)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.networking = kubernetes.client.NetworkingV1Api(self.api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="k8s")
         # Stops and pauses get threads of their own: the executor's queue is FIFO, and a wave
         # of heartbeat writes (a thousand rentals started together tick together) would
@@ -188,6 +189,7 @@ class Kube:
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "Secret": self.core.create_namespaced_secret,
             "Service": self.core.create_namespaced_service,
+            "Ingress": self.networking.create_namespaced_ingress,
         }
         try:
             return await self._raw("create", calls[kind], namespace, body)
@@ -214,6 +216,7 @@ class Kube:
             "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
             "Secret": self.core.delete_namespaced_secret,
             "Service": self.core.delete_namespaced_service,
+            "Ingress": self.networking.delete_namespaced_ingress,
         }
         try:
             await self._raw("delete", calls[kind], name, namespace,

@@ -31,7 +31,14 @@ from gpurental.models import (
     get_condition,
     set_condition,
 )
-from gpurental.observed import FINALIZER, Children, PodView, RentalView, ServiceView
+from gpurental.observed import (
+    FINALIZER,
+    Children,
+    IngressView,
+    PodView,
+    RentalView,
+    ServiceView,
+)
 
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
@@ -46,6 +53,8 @@ class ActionKind(StrEnum):
     DELETE_SECRET = "DeleteSecret"
     CREATE_SERVICE = "CreateService"
     DELETE_SERVICE = "DeleteService"
+    CREATE_INGRESS = "CreateIngress"
+    DELETE_INGRESS = "DeleteIngress"
     SETTLE = "Settle"  # debit the wallet with a deleted rental's final charge, once
     REMOVE_FINALIZER = "RemoveFinalizer"
 
@@ -206,6 +215,7 @@ class _Planner:
         self._ensure_volume(spec, offer)
         self._ensure_keys(spec)
         self._ensure_service(spec, offer)
+        self._ensure_ingress(spec, offer)
         self._endpoints(spec, offer, pod)
         if pod is None:
             return self._create_pod(spec, offer)
@@ -275,6 +285,21 @@ class _Planner:
         elif service is None and body is not None:
             self._act(ActionKind.CREATE_SERVICE, body["metadata"]["name"], body)
 
+    def _ensure_ingress(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
+        """The offer's host-named routes to the web ports, replaced when they no longer
+        match (like the Service)."""
+        if offer is None:
+            return
+        body = builders.make_ingress(
+            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer)
+        ingress = self.children.ingress
+        if ingress is not None and not ingress.deleting and (
+                body is None or IngressView.from_dict(body) != ingress):
+            self._act(ActionKind.DELETE_INGRESS, ingress.name)
+            self.plan.requeue_after = 1.0
+        elif ingress is None and body is not None:
+            self._act(ActionKind.CREATE_INGRESS, body["metadata"]["name"], body)
+
     def _endpoints(self, spec: RentalSpec, offer: OfferSpec | None, pod: PodView | None) -> None:
         """status.endpoints from the Service as Kubernetes reports it, while the pod runs."""
         ports = access.exposed_ports(spec, offer)
@@ -284,7 +309,8 @@ class _Planner:
         user = offer.access.ssh.user if offer is not None else "gpu"
         if service is not None and service.deleting:
             service = None
-        self._set_endpoints(access.endpoints(ports, service, pod.host_ip, user))
+        self._set_endpoints(access.endpoints(ports, service, pod.host_ip, user,
+                                             self.children.ingress))
 
     def _set_endpoints(self, entries: list[dict[str, Any]]) -> None:
         ssh = access.ssh_summary(entries)
@@ -302,9 +328,12 @@ class _Planner:
         self._set_endpoints(access.paused_endpoints(ports, self.rental.name))
 
     def _delete_service(self) -> None:
-        service = self.children.service
+        """The Service and the Ingress routing to it: a port nobody pays for goes."""
+        service, ingress = self.children.service, self.children.ingress
         if service is not None and not service.deleting:
             self._act(ActionKind.DELETE_SERVICE, service.name)
+        if ingress is not None and not ingress.deleting:
+            self._act(ActionKind.DELETE_INGRESS, ingress.name)
 
     def _create_pod(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
         if meter.is_open(self.status):
@@ -441,7 +470,8 @@ class _Planner:
             self._condition(ConditionType.READY, False, "Deleted", "the rental is being deleted")
         self._delete_children(keep_volume=False)
         children = self.children
-        if children.pod or children.pvc or children.secret or children.service:
+        if (children.pod or children.pvc or children.secret or children.service
+                or children.ingress):
             self.plan.requeue_after = 1.0
             return
         wallet = self.ctx.wallet

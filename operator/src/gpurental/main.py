@@ -76,6 +76,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     managed = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
     for plural in ("pods", "persistentvolumeclaims", "secrets", "services"):
         settings.watching.label_selectors["v1", plural] = managed
+    settings.watching.label_selectors["networking.k8s.io", "ingresses"] = managed
     # Reconnect watch streams every few minutes: a silently dead TCP connection must not
     # leave the operator blind for long; the server then replays from the last version.
     settings.watching.server_timeout = 270

@@ -124,12 +124,35 @@ class ExposeSpec(_Spec):
     type: ServiceType = ServiceType.CLUSTER_IP
 
 
+_HOST_TEMPLATE = r"^[a-z0-9{}.-]{1,253}$"
+
+
+class IngressAccess(_Spec):
+    """An Ingress routing the rental's `http` ports by host name. The host comes from the
+    platform's template ({port}, {rental}, {namespace}), never from the tenant."""
+
+    host_template: str = Field(alias="hostTemplate", pattern=_HOST_TEMPLATE)
+    class_name: str | None = Field(default=None, alias="className")
+    tls_secret_name: str | None = Field(default=None, alias="tlsSecretName")
+
+    @field_validator("host_template")
+    @classmethod
+    def _placeholders(cls, template: str) -> str:
+        try:
+            template.format(port="p", rental="r", namespace="n")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError("hostTemplate may use {port}, {rental}, {namespace}: "
+                             f"{exc}") from None
+        return template
+
+
 class AccessSpec(_Spec):
     """How a rental of the offer can be reached: the platform team's choice, never the
     tenant's (tenants cannot edit offers, so no rental can ask for more)."""
 
     ssh: SshAccess = Field(default_factory=SshAccess)
     expose: ExposeSpec = Field(default_factory=ExposeSpec)
+    ingress: IngressAccess | None = None
 
 
 class OfferSpec(_Spec):

@@ -145,6 +145,34 @@ class ServiceView:
 
 
 @dataclass(frozen=True)
+class IngressView:
+    """The rental's Ingress: the host routed to each http port, by port name."""
+
+    name: str
+    deleting: bool
+    class_name: str | None = None
+    hosts: dict[str, str] = field(default_factory=dict)
+    tls_hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_dict(cls, ingress: dict[str, Any]) -> IngressView:
+        meta, spec = ingress.get("metadata", {}), ingress.get("spec") or {}
+        hosts = {}
+        for rule in spec.get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                port = ((path.get("backend") or {}).get("service") or {}).get("port") or {}
+                if port.get("name") and rule.get("host"):
+                    hosts[str(port["name"])] = str(rule["host"])
+        return cls(
+            name=meta.get("name", ""),
+            deleting=bool(meta.get("deletionTimestamp")),
+            class_name=spec.get("ingressClassName"),
+            hosts=hosts,
+            tls_hosts=frozenset(h for t in spec.get("tls") or [] for h in t.get("hosts") or []),
+        )
+
+
+@dataclass(frozen=True)
 class Children:
     """A rental's owned objects as currently cached."""
 
@@ -152,6 +180,7 @@ class Children:
     pvc: PvcView | None = None
     secret: SecretView | None = None
     service: ServiceView | None = None
+    ingress: IngressView | None = None
 
 
 @dataclass(frozen=True)

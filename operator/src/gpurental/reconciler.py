@@ -47,6 +47,7 @@ _CHILD_KINDS = {
     ActionKind.DELETE_PVC: "PersistentVolumeClaim",
     ActionKind.DELETE_SECRET: "Secret",
     ActionKind.DELETE_SERVICE: "Service",
+    ActionKind.DELETE_INGRESS: "Ingress",
 }
 
 
@@ -339,6 +340,8 @@ class Controller:
             ActionKind.DELETE_SECRET: self._delete,
             ActionKind.CREATE_SERVICE: self._create,
             ActionKind.DELETE_SERVICE: self._delete,
+            ActionKind.CREATE_INGRESS: self._create,
+            ActionKind.DELETE_INGRESS: self._delete,
             ActionKind.SETTLE: self._settle,
             ActionKind.REMOVE_FINALIZER: self._remove_finalizer,
         }

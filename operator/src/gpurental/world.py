@@ -21,6 +21,7 @@ from typing import Any
 from gpurental.builders import ANNOTATION_KEYS_DIGEST
 from gpurental.observed import (
     Children,
+    IngressView,
     PodView,
     PvcView,
     RentalView,
@@ -84,6 +85,7 @@ class World:
     pvcs: dict[str, _Entry] = field(default_factory=dict)
     secrets: dict[str, _Entry] = field(default_factory=dict)
     services: dict[str, _Entry] = field(default_factory=dict)
+    ingresses: dict[str, _Entry] = field(default_factory=dict)
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
     wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
@@ -176,11 +178,11 @@ class World:
             return entry.view if entry else None
 
         return Children(pod=view(self.pods), pvc=view(self.pvcs), secret=view(self.secrets),
-                        service=view(self.services))
+                        service=view(self.services), ingress=view(self.ingresses))
 
     def _table(self, kind: str) -> dict[str, _Entry]:
         return {"Pod": self.pods, "PersistentVolumeClaim": self.pvcs, "Secret": self.secrets,
-                "Service": self.services}[kind]
+                "Service": self.services, "Ingress": self.ingresses}[kind]
 
 
 def _still_deleting(cached: _Entry | None, view: Any) -> Any:
@@ -203,6 +205,8 @@ def _child_view(kind: str, body: dict[str, Any]) -> Any:
         return PvcView.from_dict(body)
     if kind == "Service":
         return ServiceView.from_dict(body)
+    if kind == "Ingress":
+        return IngressView.from_dict(body)
     annotations = body.get("metadata", {}).get("annotations") or {}
     return SecretView(name=body["metadata"]["name"],
                       keys_digest=annotations.get(ANNOTATION_KEYS_DIGEST, ""))

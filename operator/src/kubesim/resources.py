@@ -89,6 +89,8 @@ def builtin_types() -> list[ResourceType]:
         ResourceType("apps", "v1", "deployments", "Deployment", True, short_names=["deploy"],
                      categories=["all"], subresources={"status", "scale"}),
         ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+        ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True,
+                     short_names=["ing"], subresources={"status"}),
         ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True,
                      has_generation=False),
         ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SSH_PORT_NAME = "ssh"
-OUTSIDE = ("load-balancer", "nodes")  # reaches from outside the cluster
+OUTSIDE = ("ingress", "load-balancer", "nodes")  # reaches from outside the cluster
 FORWARD_READY = "Forwarding from"
 FORWARD_TIMEOUT = 20.0
 
@@ -91,6 +91,9 @@ def open_plan(rental: dict[str, Any], port: str, local_port: int,
     """The URL of a web port, through a port-forward unless it is exposed outside."""
     entry = _running_endpoint(rental, port)
     if _direct(entry, forward):
+        connect_line = str(entry.get("connect") or "")
+        if connect_line.startswith(("http://", "https://")):
+            return Plan([], url=connect_line)  # an Ingress host, or a web port's address
         return Plan([], url=f"http://{entry['host']}:{entry['hostPort']}/")
     return Plan([], url=f"http://127.0.0.1:{local_port}/",
                 port_forward=_forward(rental, entry, local_port, kubectl))
