@@ -280,7 +280,7 @@ class _Planner:
         service = self.children.service
         if service is not None and not service.deleting and (
                 body is None or not _service_matches(service, body)):
-            self._delete_service()
+            self._act(ActionKind.DELETE_SERVICE, service.name)
             self.plan.requeue_after = 1.0
         elif service is None and body is not None:
             self._act(ActionKind.CREATE_SERVICE, body["metadata"]["name"], body)
