@@ -15,6 +15,7 @@ import base64
 import getpass
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -40,13 +41,14 @@ spec:
   gpu: {product: NVIDIA-GeForce-RTX-4090}
   pricePerGpuHour: "0.69"
   tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
-  access: {ssh: {enabled: true}}
+  access: {ssh: {enabled: true, user: USER}}
 """
 
 
 @pytest.fixture(scope="module")
 def ssh_offer(cluster: Cluster) -> Iterator[None]:
-    cluster.kubectl("apply", "-f", "-", input=OFFER)
+    # The offer names the image's user; here, the one this machine's sshd runs as.
+    cluster.kubectl("apply", "-f", "-", input=OFFER.replace("USER", run_as()[0]))
     yield
     cluster.kubectl("delete", "gpuoffer", "ssh-openssh")
 
@@ -216,8 +218,31 @@ def test_keys_added_and_removed_with_the_plugin_log_in_and_are_refused(
         refused = ssh(sshd, machine, alice, known_hosts, "true")
         assert refused.returncode == 255 and "Permission denied" in refused.stderr
         assert ssh(sshd, machine, bob, known_hosts, "true").returncode == 0
+        plugin_command_logs_in(kubeconfig, rentals, sshd, machine, bob, tmp_path)
     finally:
         sshd.stop()
+
+
+def plugin_command_logs_in(kubeconfig: str, rentals: Rentals, sshd: Sshd, machine: Machine,
+                           key: Path, tmp_path: Path) -> None:
+    """`kubectl gpurental ssh`'s own ssh command, run as printed, against the sidecar's sshd
+    at the local end of the port-forward (which needs a kubelet: sshd stands there)."""
+    printed = subprocess.run(
+        [str(PLUGIN), "--kubeconfig", kubeconfig, "-n", rentals.namespace, "ssh", "box",
+         "--print", "--port-forward", "--local-port", str(sshd.port), "--", "id", "-un"],
+        capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    forward, command = (shlex.split(line) for line in printed.stdout.splitlines())
+    assert forward[-2:] == ["svc/box", f"{sshd.port}:22"]
+    assert command[-3:] == [f"{machine.user}@127.0.0.1", "id", "-un"]
+    # The user's own client settings: their key, a known_hosts of their own, no prompts.
+    options = ["-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+               "-o", f"UserKnownHostsFile={tmp_path / 'plugin_known_hosts'}",
+               "-o", "StrictHostKeyChecking=accept-new"]
+    login = subprocess.run([command[0], *options, *command[1:]], capture_output=True,
+                           text=True, timeout=30)
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.strip() == machine.user
 
 
 def test_the_host_key_survives_pause_and_resume(
