@@ -292,3 +292,12 @@ def test_the_ingress_comes_and_goes_with_the_service() -> None:
     # An offer that stops routing takes the Ingress away from running rentals too.
     plan = lifecycle.plan(view(), routed, ctx("ClusterIP"))
     assert ActionKind.DELETE_INGRESS in plan.kinds()
+
+
+def test_the_sidecar_can_write_its_host_keys_on_privileged_offers_too() -> None:
+    privileged = parse_spec(OfferSpec, {**BASE_OFFER, "privileged": True,
+                                        "access": {"ssh": {"enabled": True}}})
+    pod = builders.make_pod("ns", "r", "u", rental(), privileged)
+    assert pod["spec"]["securityContext"]["fsGroup"] == 1000
+    assert pod["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+    assert pod["spec"]["containers"][1]["securityContext"]["privileged"] is False

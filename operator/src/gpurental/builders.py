@@ -256,6 +256,8 @@ def make_pod(
         pod_spec["containers"][0]["ports"] = ports
     if access.ssh_enabled(offer):
         pod_spec["containers"].append(_sshd_container(spec, offer, sshd_image))
+        # The sidecar writes its host keys to the volume, privileged offer or not.
+        pod_spec["securityContext"] = {**pod_security, "fsGroup": UNPRIVILEGED_UID}
         # A shell in the sidecar sees (and, as the same uid, can signal) the workload's
         # processes; the workload's files are under /proc/PID/root.
         pod_spec["shareProcessNamespace"] = True
