@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gpurental import access, builders, lifecycle
 from gpurental.lifecycle import ActionKind, Context
@@ -301,3 +303,22 @@ def test_the_sidecar_can_write_its_host_keys_on_privileged_offers_too() -> None:
     assert pod["spec"]["securityContext"]["fsGroup"] == 1000
     assert pod["spec"]["containers"][0]["securityContext"] == {"privileged": True}
     assert pod["spec"]["containers"][1]["securityContext"]["privileged"] is False
+
+
+@given(
+    node_port=st.one_of(st.none(), st.integers(30000, 32767)),
+    host_ip=st.one_of(st.none(), st.just("10.0.0.7")),
+    lb=st.lists(st.sampled_from(["203.0.113.9", "lb.example"]), max_size=2, unique=True),
+)
+def test_every_port_gets_the_widest_address_kubernetes_gave(
+        node_port: int | None, host_ip: str | None, lb: list[str]) -> None:
+    ports = {"ssh": node_port, "jupyter": node_port and node_port + 1}
+    svc = service("LoadBalancer" if lb else "NodePort" if node_port else "ClusterIP",
+                  {k: v for k, v in ports.items() if v}, tuple(lb))
+    entries = access.endpoints(PORTS, svc, host_ip, "gpu")
+    assert [e["name"] for e in entries] == ["ssh", "jupyter"]
+    for entry in entries:
+        expected = ("load-balancer" if lb else "nodes" if node_port and host_ip
+                    else "cluster")
+        assert entry["reach"] == expected
+        assert entry["connect"].startswith("ssh " if entry["name"] == "ssh" else "http://")
