@@ -114,10 +114,6 @@ def authorized_keys(keys: tuple[str, ...]) -> str:
     return "".join(f"{key.strip()}\n" for key in keys)
 
 
-def keys_digest(keys: tuple[str, ...]) -> str:
-    return hashlib.sha256(authorized_keys(keys).encode()).hexdigest()[:16]
-
-
 def _secret_data(spec: RentalSpec) -> dict[str, str]:
     return {"authorized_keys": authorized_keys(spec.ssh_keys),
             access.SSHD_CONFIG_KEY: access.pod_sshd_config(spec)}
