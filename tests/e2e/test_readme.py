@@ -165,6 +165,14 @@ def meter_json(story: Story, result: subprocess.CompletedProcess[str]) -> None:
     assert meter, result.stdout
 
 
+def ssh_column(story: Story) -> None:
+    """The example offer exposes a NodePort: finetune's row shows its ssh line."""
+    def shown() -> bool:
+        rows = story.run("kubectl get gpurentals -n team-a -o wide").stdout.splitlines()
+        return any(r.startswith("finetune") and "ssh -p " in r for r in rows)
+    eventually(shown, timeout=30)
+
+
 def key_added(story: Story) -> None:
     keys = (story.rental("finetune") or {})["spec"]["sshKeys"]
     assert any(k.endswith("bob@desk") for k in keys), keys
@@ -202,6 +210,7 @@ CHECKS: dict[str, Check] = {
     "kubectl apply -f examples/rentals.yaml": ok(*(f"gpurental.gpurental.dev/{n}" for n in (
         "finetune", "notebook", "pretrain"))),
     "kubectl get wallet default -n team-a": ok("SPENT", "REMAINING", "BURN/H", "default"),
+    "kubectl get gpurentals -n team-a -o wide": then(ok("SSH"), ssh_column),
     "kubectl patch gpurental notebook -n team-a --type merge -p "
     "'{\"spec\":{\"state\":\"Paused\"}}'":
         then(ok("gpurental.gpurental.dev/notebook patched"), paused_keeps_volume),
@@ -217,6 +226,8 @@ CHECKS: dict[str, Check] = {
     'kubectl gpurental ssh-keys add finetune '
     '"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJvYkBkZXNrIHJlYWRtZSBrZXk bob@desk"':
         then(ok(), key_added),
+    "kubectl gpurental ssh finetune --print": ok("ssh -p ", "gpu@"),
+    "kubectl gpurental open notebook jupyter --print": ok("http://"),
     "kubectl gpurental meter finetune": meter_json,
     "kubectl gpurental summary -A": ok(),
     "kubectl gpurental stop-all -l team=ml --dry-run": ok(),

@@ -239,6 +239,8 @@ OPERATOR_NEEDS = (
     | grant("gpurental.dev", "gpuoffers", "list watch")
     | grant("", "pods persistentvolumeclaims", "list watch create delete")
     | grant("", "secrets", "list watch create patch delete")
+    | grant("", "services", "list watch create delete")
+    | grant("networking.k8s.io", "ingresses", "list watch create delete")
     | grant("", "events", "create list")
     | grant("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
     | grant("", "nodes", "list watch")  # node loss: the node-lifecycle controller's verdict
@@ -548,3 +550,28 @@ def test_rental_priority_classes(helm, tmp_path):
     assert not find(none, "PriorityClass")
     (container,) = workload(none)["spec"]["template"]["spec"]["containers"]
     assert not any("priority-class" in arg for arg in container["args"])
+
+
+# --- reaching rentals -----------------------------------------------------------------------
+
+def test_sshd_image_flag_only_when_set(helm, tmp_path):
+    container = workload(render(helm, tmp_path, {}))["spec"]["template"]["spec"]["containers"][0]
+    assert not any(a.startswith("--sshd-image") for a in container["args"])
+    objs = render(helm, tmp_path, {"ssh": {"image": "corp/sshd:1"}})
+    container = workload(objs)["spec"]["template"]["spec"]["containers"][0]
+    assert "--sshd-image=corp/sshd:1" in container["args"]
+
+
+def test_network_policy_lets_only_named_declared_ports_in(helm, tmp_path):
+    assert not find(render(helm, tmp_path, {}), "NetworkPolicy")
+    objs = render(helm, tmp_path, {"watchNamespaces": ["team-a", "team-b"],
+                                   "networkPolicy": {"enabled": True}})
+    policies = find(objs, "NetworkPolicy")
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["team-a", "team-b"]
+    assert policies[0]["spec"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "gpu-rental-operator"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"ports": [{"port": "ssh", "protocol": "TCP"},
+                               {"port": "jupyter", "protocol": "TCP"}]}]}
+    nowhere = template(helm, tmp_path, {"networkPolicy": {"enabled": True}})
+    assert nowhere.returncode != 0 and "networkPolicy.namespaces" in nowhere.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpurental import builders
+from gpurental import access, builders
 from gpurental.models import OfferSpec, RentalSpec, parse_spec
 
 OFFER = parse_spec(OfferSpec, {
@@ -132,13 +132,14 @@ def test_pvc_manifest() -> None:
 
 def test_ssh_secret_holds_one_key_per_line() -> None:
     secret = builders.make_ssh_secret("team-a", "finetune", "uid-1", SPEC)
-    assert secret["stringData"] == {
-        "authorized_keys": "ssh-ed25519 AAAAkey alice@laptop\nssh-ed25519 AAAAother bob\n"
-    }
+    assert secret["stringData"]["authorized_keys"] == (
+        "ssh-ed25519 AAAAkey alice@laptop\nssh-ed25519 AAAAother bob\n")
+    assert secret["stringData"]["sshd_config"] == access.pod_sshd_config(SPEC)
     assert secret["metadata"]["annotations"] == {
-        builders.ANNOTATION_KEYS_DIGEST: builders.keys_digest(SPEC.ssh_keys)
+        builders.ANNOTATION_KEYS_DIGEST: builders.secret_digest(SPEC)
     }
-    assert builders.keys_digest(SPEC.ssh_keys) != builders.keys_digest(SPEC.ssh_keys[:1])
+    fewer = SPEC.model_copy(update={"ssh_keys": SPEC.ssh_keys[:1]})
+    assert builders.secret_digest(SPEC) != builders.secret_digest(fewer)
 
 
 def test_long_rental_names_keep_the_uid_label_only() -> None:

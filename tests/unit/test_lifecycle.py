@@ -51,7 +51,7 @@ def secret_for(spec: dict[str, Any] = SPEC) -> SecretView:
     from gpurental.models import RentalSpec
 
     parsed = parse_spec(RentalSpec, spec)
-    return SecretView(name="r1-ssh", keys_digest=builders.keys_digest(parsed.ssh_keys))
+    return SecretView(name="r1-ssh", keys_digest=builders.secret_digest(parsed))
 
 
 BOUND = PvcView(name="r1-storage", phase="Bound", deleting=False)

@@ -39,3 +39,31 @@ def test_a_new_pod_after_the_deleted_one_is_live() -> None:
     world.put_child("Pod", fresh)
     seen = world.children("rental-1").pod
     assert seen is not None and not seen.deleting and seen.running
+
+
+def service(rv: str, node_port: int | None = None,
+            ingress: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    port: dict[str, Any] = {"name": "ssh", "port": 22, "targetPort": "ssh"}
+    if node_port:
+        port["nodePort"] = node_port
+    return {"metadata": {"name": "r1", "namespace": "ns", "resourceVersion": rv,
+                         "ownerReferences": [{"controller": True, "uid": "rental-1"}]},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.9", "ports": [port]},
+            "status": {"loadBalancer": {"ingress": ingress or []}}}
+
+
+def test_services_are_cached_with_the_addresses_kubernetes_gave_them() -> None:
+    world = World()
+    world.put_child("Service", service("5"))
+    seen = world.children("rental-1").service
+    assert seen is not None and seen.node_ports == {} and seen.ingress == ()
+    world.put_child("Service", service("6", 30222, [{"hostname": "lb.example"}]))
+    seen = world.children("rental-1").service
+    assert seen is not None
+    assert (seen.type, seen.cluster_ip, seen.ports) == ("LoadBalancer", "10.96.0.9",
+                                                         (("ssh", 22),))
+    assert seen.node_ports == {"ssh": 30222} and seen.ingress == ("lb.example",)
+    world.mark_deleting("Service", "rental-1")
+    assert world.children("rental-1").service.deleting  # type: ignore[union-attr]
+    world.put_child("Service", service("7"), deleted=True)
+    assert world.children("rental-1").service is None

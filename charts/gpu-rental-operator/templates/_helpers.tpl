@@ -93,6 +93,9 @@ pod index (kopf freezes every operator when two share a priority).
 - --peering={{ include "gpu-rental-operator.peeringName" . }}
 - --priority=$(GPURENTAL_PEERING_PRIORITY)
 {{- end }}
+{{- if .Values.ssh.image }}
+- --sshd-image={{ .Values.ssh.image }}
+{{- end }}
 {{- with .Values.extraArgs }}
 {{ toYaml . }}
 {{- end }}

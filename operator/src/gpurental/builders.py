@@ -1,4 +1,5 @@
-"""Manifests of a rental's children: the GPU pod, its volume claim and its SSH-keys Secret.
+"""Manifests of a rental's children: the GPU pod (with its sshd sidecar when the offer grants
+SSH), its volume claim, its SSH-keys Secret and the Service that exposes its ports.
 
 Pure: every function takes plain values and returns a plain dict ready for the API, so the
 shape of what the operator creates is tested as data (as kubespawner's objects.py is).
@@ -7,8 +8,11 @@ shape of what the operator creates is tested as data (as kubespawner's objects.p
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
+from gpurental import access
+from gpurental.access import SSH_MOUNT_DIR
 from gpurental.models import API_VERSION, OfferSpec, RentalSpec
 from gpurental.observed import (
     LABEL_MANAGED_BY,
@@ -20,7 +24,10 @@ from gpurental.observed import (
 )
 
 NODE_PRODUCT_LABEL = "nvidia.com/gpu.product"
-SSH_MOUNT_DIR = "/etc/gpurental/ssh"
+# The sidecar's default image (the operator's --sshd-image, the chart's ssh.image): any image
+# with OpenSSH's sshd and ssh-keygen and a user whose uid is UNPRIVILEGED_UID; images/sshd/
+# builds one.
+DEFAULT_SSHD_IMAGE = "ghcr.io/gpu-rental-operator/sshd:9.2"
 ANNOTATION_KEYS_DIGEST = "gpurental.dev/ssh-keys-digest"
 UNPRIVILEGED_UID = 1000
 TERMINATION_GRACE_SECONDS = 10
@@ -28,6 +35,17 @@ TERMINATION_GRACE_SECONDS = 10
 
 def pod_name(rental: str) -> str:
     return rental
+
+
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def service_name(rental: str) -> str:
+    """The rental's own name (a friendly DNS name) when a Service may carry it: Service names
+    are DNS labels, rental names may be longer or start with a digit."""
+    if _DNS_LABEL.match(rental):
+        return rental
+    return f"rental-{hashlib.sha256(rental.encode()).hexdigest()[:12]}"
 
 
 def pvc_name(rental: str) -> str:
@@ -96,23 +114,31 @@ def authorized_keys(keys: tuple[str, ...]) -> str:
     return "".join(f"{key.strip()}\n" for key in keys)
 
 
-def keys_digest(keys: tuple[str, ...]) -> str:
-    return hashlib.sha256(authorized_keys(keys).encode()).hexdigest()[:16]
+def _secret_data(spec: RentalSpec) -> dict[str, str]:
+    return {"authorized_keys": authorized_keys(spec.ssh_keys),
+            access.SSHD_CONFIG_KEY: access.pod_sshd_config(spec)}
+
+
+def secret_digest(spec: RentalSpec) -> str:
+    """Of everything the Secret holds, so a new sshd_config reaches existing Secrets too."""
+    data = _secret_data(spec)
+    return hashlib.sha256("\0".join(data[k] for k in sorted(data)).encode()).hexdigest()[:16]
 
 
 def make_ssh_secret(
     namespace: str, rental: str, rental_uid: str, spec: RentalSpec
 ) -> dict[str, Any]:
-    """authorized_keys as a Secret. The pod mounts the Secret's directory (not a subPath),
-    so the kubelet refreshes the file while the pod runs when the keys change."""
+    """authorized_keys (and the sidecar's sshd_config) as a Secret. The pod mounts the
+    Secret's directory (not a subPath), so the kubelet refreshes the file while the pod runs
+    when the keys change, and sshd reads it at every login."""
     metadata = _metadata(secret_name(rental), namespace, rental, rental_uid, spec.offer)
-    metadata["annotations"] = {ANNOTATION_KEYS_DIGEST: keys_digest(spec.ssh_keys)}
+    metadata["annotations"] = {ANNOTATION_KEYS_DIGEST: secret_digest(spec)}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": metadata,
-        "stringData": {"authorized_keys": authorized_keys(spec.ssh_keys)},
+        "stringData": _secret_data(spec),
     }
 
 
@@ -158,12 +184,48 @@ def _container(spec: RentalSpec, offer: OfferSpec) -> dict[str, Any]:
     return container
 
 
+def _workload_ports(spec: RentalSpec, offer: OfferSpec) -> list[dict[str, Any]]:
+    return [{"name": p.name, "containerPort": p.port, "protocol": p.protocol}
+            for p in access.exposed_ports(spec, offer) if access.target_port(p, offer) == p.port]
+
+
+def _sshd_container(spec: RentalSpec, offer: OfferSpec, image: str) -> dict[str, Any]:
+    """The sshd sidecar: unprivileged whatever the offer, on the workload's volume (where its
+    host keys live, so they survive pause and resume) with the keys Secret mounted read-only."""
+    config = f"{SSH_MOUNT_DIR}/{access.SSHD_CONFIG_KEY}"
+    script = access.sshd_start_script(config, access.host_key_dir(spec.storage.mount_path))
+    return {
+        "name": access.SSHD_CONTAINER,
+        "image": offer.access.ssh.image or image,
+        "command": ["/bin/sh", "-c", script],
+        "ports": [{"name": access.SSH_PORT_NAME, "containerPort": access.SSHD_LISTEN_PORT,
+                   "protocol": "TCP"}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UNPRIVILEGED_UID,
+            "runAsGroup": UNPRIVILEGED_UID,
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "readinessProbe": {"tcpSocket": {"port": access.SSH_PORT_NAME}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                      "limits": {"memory": "128Mi"}},
+        "volumeMounts": [
+            {"name": "storage", "mountPath": spec.storage.mount_path},
+            {"name": "ssh-keys", "mountPath": SSH_MOUNT_DIR, "readOnly": True},
+        ],
+    }
+
+
 def make_pod(
     namespace: str, rental: str, rental_uid: str, spec: RentalSpec, offer: OfferSpec,
     priority_class: str | None = None,
+    sshd_image: str = DEFAULT_SSHD_IMAGE,
 ) -> dict[str, Any]:
     """The GPU pod: `gpus` x the offer's resource in limits, on nodes of the offer's product;
-    `priority_class` is the on-demand or interruptible PriorityClass for the offer."""
+    `priority_class` is the on-demand or interruptible PriorityClass for the offer; with the
+    sshd sidecar when the offer enables SSH."""
     pod_security, _ = _security(offer.privileged)
     node_selector = {**offer.node_selector, NODE_PRODUCT_LABEL: offer.gpu.product}
     tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in offer.tolerations]
@@ -189,9 +251,68 @@ def make_pod(
         pod_spec["tolerations"] = tolerations
     if priority_class:
         pod_spec["priorityClassName"] = priority_class
+    ports = _workload_ports(spec, offer)
+    if ports:
+        pod_spec["containers"][0]["ports"] = ports
+    if access.ssh_enabled(offer):
+        pod_spec["containers"].append(_sshd_container(spec, offer, sshd_image))
+        # The sidecar writes its host keys to the volume, privileged offer or not.
+        pod_spec["securityContext"] = {**pod_security, "fsGroup": UNPRIVILEGED_UID}
+        # A shell in the sidecar sees (and, as the same uid, can signal) the workload's
+        # processes; the workload's files are under /proc/PID/root.
+        pod_spec["shareProcessNamespace"] = True
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": _metadata(pod_name(rental), namespace, rental, rental_uid, spec.offer),
         "spec": pod_spec,
+    }
+
+
+def make_ingress(
+    namespace: str, rental: str, rental_uid: str, spec: RentalSpec, offer: OfferSpec
+) -> dict[str, Any] | None:
+    """Host-named routes to the rental's web ports on the offer's Ingress class; None when
+    the offer routes none or the rental declares no http port."""
+    routed, config = access.http_ports(spec, offer), offer.access.ingress
+    if not routed or config is None:
+        return None
+    service = service_name(rental)
+    hosts = [(p, access.ingress_host(config.host_template, p.name, rental, namespace))
+             for p in routed]
+    ingress_spec: dict[str, Any] = {"rules": [
+        {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+            "service": {"name": service, "port": {"name": port.name}}}}]}}
+        for port, host in hosts]}
+    if config.class_name:
+        ingress_spec["ingressClassName"] = config.class_name
+    if config.tls_secret_name:
+        ingress_spec["tls"] = [{"hosts": [h for _, h in hosts],
+                                "secretName": config.tls_secret_name}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _metadata(service, namespace, rental, rental_uid, spec.offer),
+        "spec": ingress_spec,
+    }
+
+
+def make_service(
+    namespace: str, rental: str, rental_uid: str, spec: RentalSpec, offer: OfferSpec
+) -> dict[str, Any] | None:
+    """The rental's ports behind one Service of the offer's type; None without ports. Selects
+    the pod by the rental's uid label, which no other pod carries."""
+    ports = access.exposed_ports(spec, offer)
+    if not ports:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(service_name(rental), namespace, rental, rental_uid, spec.offer),
+        "spec": {
+            "type": offer.access.expose.type.value,
+            "selector": {LABEL_RENTAL_UID: rental_uid},
+            "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol,
+                       "targetPort": access.target_port(p, offer)} for p in ports],
+        },
     }

@@ -61,6 +61,9 @@ def operator_parser() -> argparse.ArgumentParser:
                            "http://prometheus:9090")
     idle.add_argument("--idle-check-interval", type=float, default=60.0, metavar="SECONDS",
                       help="how often running rentals are checked for idle GPUs (default 60)")
+    parser.add_argument("--sshd-image", default=None, metavar="IMAGE",
+                        help="the sshd sidecar's image for offers with access.ssh.enabled that "
+                             "name none")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="log every handler call (kopf's own INFO lines)")
     return parser
@@ -92,6 +95,7 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         "webhook_address": args.webhook_address,
         "prometheus_url": args.prometheus_url,
         "idle_check_interval": args.idle_check_interval,
+        "sshd_image": args.sshd_image,
     })
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     if not args.verbose:

@@ -60,6 +60,7 @@ class Kube:
         self.api = kubernetes.client.ApiClient(config)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.networking = kubernetes.client.NetworkingV1Api(self.api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="k8s")
         # Stops and pauses get threads of their own: the executor's queue is FIFO, and a wave
         # of heartbeat writes (a thousand rentals started together tick together) would
@@ -182,12 +183,14 @@ class Kube:
     # --- children --------------------------------------------------------------------------
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Create a pod, PVC or Secret; None if it already exists."""
+        """Create a pod, PVC, Secret or Service; None if it already exists."""
         kind, namespace = body["kind"], body["metadata"]["namespace"]
         calls: dict[str, Callable[..., Any]] = {
             "Pod": self.core.create_namespaced_pod,
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "Secret": self.core.create_namespaced_secret,
+            "Service": self.core.create_namespaced_service,
+            "Ingress": self.networking.create_namespaced_ingress,
         }
         try:
             return await self._raw("create", calls[kind], namespace, body)
@@ -209,11 +212,13 @@ class Kube:
 
     async def delete(self, kind: str, namespace: str, name: str,
                      grace_period_seconds: int | None = None) -> bool:
-        """Delete a pod, PVC or Secret; False if it was already gone."""
+        """Delete a pod, PVC, Secret or Service; False if it was already gone."""
         calls: dict[str, Callable[..., Any]] = {
             "Pod": self.core.delete_namespaced_pod,
             "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
             "Secret": self.core.delete_namespaced_secret,
+            "Service": self.core.delete_namespaced_service,
+            "Ingress": self.networking.delete_namespaced_ingress,
         }
         grace = {} if grace_period_seconds is None else {
             "grace_period_seconds": grace_period_seconds}

@@ -19,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from gpurental import billing, builders, disruptions, durations, meter
+from gpurental import access, billing, builders, disruptions, durations, meter
 from gpurental.clock import format_ts, parse_ts
 from gpurental.models import (
     ConditionType,
@@ -32,7 +32,15 @@ from gpurental.models import (
     get_condition,
     set_condition,
 )
-from gpurental.observed import FINALIZER, Children, NodeLoss, PodView, RentalView
+from gpurental.observed import (
+    FINALIZER,
+    Children,
+    IngressView,
+    NodeLoss,
+    PodView,
+    RentalView,
+    ServiceView,
+)
 
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
@@ -45,6 +53,10 @@ class ActionKind(StrEnum):
     DELETE_POD = "DeletePod"
     DELETE_PVC = "DeletePvc"
     DELETE_SECRET = "DeleteSecret"
+    CREATE_SERVICE = "CreateService"
+    DELETE_SERVICE = "DeleteService"
+    CREATE_INGRESS = "CreateIngress"
+    DELETE_INGRESS = "DeleteIngress"
     SETTLE = "Settle"  # debit the wallet with a deleted rental's final charge, once
     REMOVE_FINALIZER = "RemoveFinalizer"
 
@@ -98,6 +110,7 @@ class Context:
     pod_end_looked_up: bool = False
     pod_end_preempted: str | None = None  # the scheduler's Preempted Event on that pod, if any
     priority_class: str | None = None  # the PriorityClass for the offer's pods
+    sshd_image: str = builders.DEFAULT_SSHD_IMAGE  # the sidecar's image unless the offer names one
 
 
 @dataclass
@@ -220,6 +233,9 @@ class _Planner:
         assert offer is not None or pod is not None
         self._ensure_volume(spec, offer)
         self._ensure_keys(spec)
+        self._ensure_service(spec, offer)
+        self._ensure_ingress(spec, offer)
+        self._endpoints(spec, offer, pod)
         if pod is None and self.children.volume_lost_with:
             return self._volume_unavailable(self.children.volume_lost_with)
         if pod is None:
@@ -249,6 +265,9 @@ class _Planner:
             return ("WalletNotFound", f'Wallet "{spec.wallet}" not found in this namespace')
         if ctx.wallet is not None and ctx.wallet.exhausted:
             return ("BudgetExhausted", f'Wallet "{ctx.wallet.name}" has no budget left')
+        conflict = access.port_conflict(spec, ctx.offer)
+        if conflict is not None:
+            return ("InvalidPorts", conflict)
         return None
 
     def _held_pause(self) -> tuple[str, str] | None:
@@ -322,11 +341,77 @@ class _Planner:
     def _ensure_keys(self, spec: RentalSpec) -> None:
         secret = self.children.secret
         self.status["secretName"] = builders.secret_name(self.rental.name)
-        if secret is None or secret.keys_digest != builders.keys_digest(spec.ssh_keys):
+        if secret is None or secret.keys_digest != builders.secret_digest(spec):
             body = builders.make_ssh_secret(
                 self.rental.namespace, self.rental.name, self.rental.uid, spec
             )
             self._act(ActionKind.APPLY_SECRET, body["metadata"]["name"], body)
+
+    def _ensure_service(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
+        """One Service for the ports, of the offer's type. A Service that no longer matches
+        (the offer's exposure or the rental's ports changed) is replaced, so a rental is never
+        more exposed than its offer allows now."""
+        if offer is None:
+            return
+        body = builders.make_service(
+            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer)
+        service = self.children.service
+        if service is not None and not service.deleting and (
+                body is None or not _service_matches(service, body)):
+            self._act(ActionKind.DELETE_SERVICE, service.name)
+            self.plan.requeue_after = 1.0
+        elif service is None and body is not None:
+            self._act(ActionKind.CREATE_SERVICE, body["metadata"]["name"], body)
+
+    def _ensure_ingress(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
+        """The offer's host-named routes to the web ports, replaced when they no longer
+        match (like the Service)."""
+        if offer is None:
+            return
+        body = builders.make_ingress(
+            self.rental.namespace, self.rental.name, self.rental.uid, spec, offer)
+        ingress = self.children.ingress
+        if ingress is not None and not ingress.deleting and (
+                body is None or IngressView.from_dict(body) != ingress):
+            self._act(ActionKind.DELETE_INGRESS, ingress.name)
+            self.plan.requeue_after = 1.0
+        elif ingress is None and body is not None:
+            self._act(ActionKind.CREATE_INGRESS, body["metadata"]["name"], body)
+
+    def _endpoints(self, spec: RentalSpec, offer: OfferSpec | None, pod: PodView | None) -> None:
+        """status.endpoints from the Service as Kubernetes reports it, while the pod runs."""
+        ports = access.exposed_ports(spec, offer)
+        service = self.children.service
+        if not ports or pod is None or not pod.running:
+            return self._set_endpoints([])
+        user = offer.access.ssh.user if offer is not None else "gpu"
+        if service is not None and service.deleting:
+            service = None
+        self._set_endpoints(access.endpoints(ports, service, pod.host_ip, user,
+                                             self.children.ingress))
+
+    def _set_endpoints(self, entries: list[dict[str, Any]]) -> None:
+        ssh = access.ssh_summary(entries)
+        for key, value in (("endpoints", entries or None), ("ssh", ssh)):
+            if value is None:
+                self.status.pop(key, None)
+            else:
+                self.status[key] = value
+
+    def _paused_endpoints(self) -> None:
+        try:
+            ports = access.exposed_ports(self.rental.parsed_spec(), self.ctx.offer)
+        except SpecError:
+            ports = ()
+        self._set_endpoints(access.paused_endpoints(ports, self.rental.name))
+
+    def _delete_service(self) -> None:
+        """The Service and the Ingress routing to it: a port nobody pays for goes."""
+        service, ingress = self.children.service, self.children.ingress
+        if service is not None and not service.deleting:
+            self._act(ActionKind.DELETE_SERVICE, service.name)
+        if ingress is not None and not ingress.deleting:
+            self._act(ActionKind.DELETE_INGRESS, ingress.name)
 
     def _create_pod(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
         if meter.is_open(self.status):
@@ -345,7 +430,7 @@ class _Planner:
             return
         body = builders.make_pod(
             self.rental.namespace, self.rental.name, self.rental.uid, spec, offer,
-            self.ctx.priority_class,
+            priority_class=self.ctx.priority_class, sshd_image=self.ctx.sshd_image,
         )
         self._act(ActionKind.CREATE_POD, body["metadata"]["name"], body)
         self._provisioning_phase()
@@ -428,6 +513,8 @@ class _Planner:
                    "resumes when the node is back")
         if meter.is_open(self.status):
             self._close_segment(None)
+        self._delete_service()  # nothing listens on a port nobody pays for
+        self._paused_endpoints()
         self._set_phase(Phase.PAUSED, "VolumeUnavailable", message, warning=True)
         self.status["message"] = message
         self._condition(ConditionType.READY, False, "VolumeUnavailable", message)
@@ -565,6 +652,8 @@ class _Planner:
         pod, lost = self.children.pod, self.children.node_loss is not None
         if pod is not None and (not pod.deleting or lost):
             self._act(ActionKind.DELETE_POD, pod.name, FORCE if lost else None)
+        self._delete_service()  # nothing listens on a port nobody pays for
+        self._paused_endpoints()
         self.status.pop("provisioningSince", None)
         self._set_phase(Phase.PAUSED, "Paused", message)
         self._condition(ConditionType.PAUSED, True, reason, message)
@@ -612,7 +701,8 @@ class _Planner:
             self._condition(ConditionType.READY, False, "Deleted", "the rental is being deleted")
         self._delete_children(keep_volume=False)
         children = self.children
-        if children.pod or children.pvc or children.secret:
+        if (children.pod or children.pvc or children.secret or children.service
+                or children.ingress):
             self.plan.requeue_after = 1.0
             return
         wallet = self.ctx.wallet
@@ -632,6 +722,8 @@ class _Planner:
             if self.phase is not Phase.FAILED:
                 self._close_segment(None)  # bills a pod that outlived its closed segment
             self._act(ActionKind.DELETE_POD, pod.name, FORCE if lost else None)
+        self._delete_service()
+        self._set_endpoints([])
         if keep_volume:
             return
         if pvc is not None and not pvc.deleting:
@@ -748,6 +840,12 @@ def _without_meter(status: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v for k, v in status.items() if k not in meter.REFRESHED_FIELDS and v is not None
     }
+
+
+def _service_matches(service: ServiceView, body: dict[str, Any]) -> bool:
+    spec = body["spec"]
+    wanted = tuple((str(p["name"]), int(p["port"])) for p in spec["ports"])
+    return service.type == spec["type"] and service.ports == wanted
 
 
 def _provisioning_error(pod: PodView, diagnosis: str | None) -> str:

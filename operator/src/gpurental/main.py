@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from gpurental import health, metrics
+from gpurental.builders import DEFAULT_SSHD_IMAGE
 from gpurental.clock import clock_from_env
 from gpurental.handlers import catalog, children, nodes, rentals  # noqa: F401  (registers handlers)
 from gpurental.idle_watch import IdleWatch
@@ -73,8 +74,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.event_name_prefix = "gpurental-"
     # Watch only the children this operator labels, server-side: other pods cost nothing.
     managed = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
-    for plural in ("pods", "persistentvolumeclaims", "secrets"):
+    for plural in ("pods", "persistentvolumeclaims", "secrets", "services"):
         settings.watching.label_selectors["v1", plural] = managed
+    settings.watching.label_selectors["networking.k8s.io", "ingresses"] = managed
     # Reconnect watch streams every few minutes: a silently dead TCP connection must not
     # leave the operator blind for long; the server then replays from the last version.
     settings.watching.server_timeout = 270
@@ -111,6 +113,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             provisioning_timeout=int(options.get("provisioning_timeout", 600)),
             on_demand_priority_class=options.get("on_demand_priority_class"),
             interruptible_priority_class=options.get("interruptible_priority_class"),
+            sshd_image=str(options.get("sshd_image") or DEFAULT_SSHD_IMAGE),
         ),
     )
     memo.controller = controller

@@ -113,6 +113,56 @@ class OfferIdleSpec(_Spec):
         return None if value is None else durations.parse_duration(str(value))
 
 
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class SshAccess(_Spec):
+    """The sshd sidecar an offer grants its rentals. Its image defaults to the operator's
+    --sshd-image (the chart's `ssh.image`)."""
+
+    enabled: bool = False
+    image: str | None = None
+    user: str = Field(default="gpu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+class ExposeSpec(_Spec):
+    type: ServiceType = ServiceType.CLUSTER_IP
+
+
+_HOST_TEMPLATE = r"^[a-z0-9{}.-]{1,253}$"
+
+
+class IngressAccess(_Spec):
+    """An Ingress routing the rental's `http` ports by host name. The host comes from the
+    platform's template ({port}, {rental}, {namespace}), never from the tenant."""
+
+    host_template: str = Field(alias="hostTemplate", pattern=_HOST_TEMPLATE)
+    class_name: str | None = Field(default=None, alias="className")
+    tls_secret_name: str | None = Field(default=None, alias="tlsSecretName")
+
+    @field_validator("host_template")
+    @classmethod
+    def _placeholders(cls, template: str) -> str:
+        try:
+            template.format(port="p", rental="r", namespace="n")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError("hostTemplate may use {port}, {rental}, {namespace}: "
+                             f"{exc}") from None
+        return template
+
+
+class AccessSpec(_Spec):
+    """How a rental of the offer can be reached: the platform team's choice, never the
+    tenant's (tenants cannot edit offers, so no rental can ask for more)."""
+
+    ssh: SshAccess = Field(default_factory=SshAccess)
+    expose: ExposeSpec = Field(default_factory=ExposeSpec)
+    ingress: IngressAccess | None = None
+
+
 class OfferSpec(_Spec):
     gpu: GpuSpec
     price_per_gpu_hour: Decimal = Field(alias="pricePerGpuHour")
@@ -127,6 +177,7 @@ class OfferSpec(_Spec):
     # Cheaper GPUs the scheduler may take back: the pods get the low PriorityClass, which
     # on-demand rentals' pods preempt.
     interruptible: bool = False
+    access: AccessSpec = Field(default_factory=AccessSpec)
 
     @field_validator("price_per_gpu_hour", "storage_price_per_gib_hour", mode="before")
     @classmethod
@@ -178,6 +229,15 @@ class EnvVar(_Spec):
     value: str = ""
 
 
+class PortSpec(_Spec):
+    """A port the rental's workload (or its sshd sidecar, for `ssh`) listens on."""
+
+    name: str = Field(pattern=r"^[a-z]([-a-z0-9]{0,13}[a-z0-9])?$")
+    port: int = Field(ge=1, le=65535)
+    protocol: str = Field(default="TCP", pattern="^(TCP|UDP|SCTP)$")
+    http: bool = False  # a web port: status shows a URL instead of host:port
+
+
 class RentalSpec(_Spec):
     offer: str = Field(min_length=1)
     gpus: int = Field(default=1, ge=1)
@@ -195,6 +255,7 @@ class RentalSpec(_Spec):
     idle: IdleSpec | None = None
     on_interruption: InterruptAction = Field(default=InterruptAction.RESUME,
                                              alias="onInterruption")
+    ports: tuple[PortSpec, ...] = ()
 
     @field_validator("duration", mode="before")
     @classmethod
@@ -215,6 +276,14 @@ class RentalSpec(_Spec):
             if any(ch in key for ch in "\r\n\x00"):
                 raise ValueError("an ssh key must be a single line")
         return keys
+
+    @field_validator("ports")
+    @classmethod
+    def _unique_ports(cls, ports: tuple[PortSpec, ...]) -> tuple[PortSpec, ...]:
+        # One Service carries them all, and a Service rejects a repeated name or port.
+        if len({p.name for p in ports}) != len(ports) or len({p.port for p in ports}) != len(ports):
+            raise ValueError("port names and numbers must be unique")
+        return ports
 
 
 class SpecError(ValueError):

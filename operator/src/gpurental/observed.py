@@ -53,6 +53,7 @@ class PodView:
     # reason: EvictionByEvictionAPI, PreemptionByScheduler, DeletionByTaintManager, ...).
     disruption: str | None = None
     disruption_message: str | None = None
+    host_ip: str | None = None  # the node's address, for a NodePort endpoint
 
     @property
     def running(self) -> bool:
@@ -83,6 +84,7 @@ class PodView:
             node_name=(pod.get("spec") or {}).get("nodeName") or None,
             deletion_deadline=_ts(meta.get("deletionTimestamp")),
             **_disruption(status),
+            host_ip=status.get("hostIP"),
         )
 
 
@@ -187,6 +189,64 @@ class SecretView:
 
 
 @dataclass(frozen=True)
+class ServiceView:
+    """The rental's Service as Kubernetes reports it: the addresses it was given."""
+
+    name: str
+    type: str
+    deleting: bool
+    cluster_ip: str | None = None
+    ports: tuple[tuple[str, int], ...] = ()  # (name, port) as created
+    node_ports: dict[str, int] = field(default_factory=dict)  # by port name, once allocated
+    ingress: tuple[str, ...] = ()  # load-balancer IPs or hostnames, once a controller set them
+
+    @classmethod
+    def from_dict(cls, service: dict[str, Any]) -> ServiceView:
+        meta, spec = service.get("metadata", {}), service.get("spec") or {}
+        ports = spec.get("ports") or []
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        return cls(
+            name=meta.get("name", ""),
+            type=spec.get("type") or "ClusterIP",
+            deleting=bool(meta.get("deletionTimestamp")),
+            cluster_ip=spec.get("clusterIP"),
+            ports=tuple((str(p.get("name", "")), int(p.get("port", 0))) for p in ports),
+            node_ports={str(p.get("name", "")): int(p["nodePort"]) for p in ports
+                        if p.get("nodePort")},
+            ingress=tuple(str(i.get("ip") or i.get("hostname")) for i in ingress
+                          if i.get("ip") or i.get("hostname")),
+        )
+
+
+@dataclass(frozen=True)
+class IngressView:
+    """The rental's Ingress: the host routed to each http port, by port name."""
+
+    name: str
+    deleting: bool
+    class_name: str | None = None
+    hosts: dict[str, str] = field(default_factory=dict)
+    tls_hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_dict(cls, ingress: dict[str, Any]) -> IngressView:
+        meta, spec = ingress.get("metadata", {}), ingress.get("spec") or {}
+        hosts = {}
+        for rule in spec.get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                port = ((path.get("backend") or {}).get("service") or {}).get("port") or {}
+                if port.get("name") and rule.get("host"):
+                    hosts[str(port["name"])] = str(rule["host"])
+        return cls(
+            name=meta.get("name", ""),
+            deleting=bool(meta.get("deletionTimestamp")),
+            class_name=spec.get("ingressClassName"),
+            hosts=hosts,
+            tls_hosts=frozenset(h for t in spec.get("tls") or [] for h in t.get("hosts") or []),
+        )
+
+
+@dataclass(frozen=True)
 class Children:
     """A rental's owned objects as currently cached."""
 
@@ -198,6 +258,8 @@ class Children:
     gone_pod: PodView | None = None
     node_loss: NodeLoss | None = None  # the node of the rental's pod was declared lost
     volume_lost_with: str | None = None  # the lost node the rental's volume is pinned to
+    service: ServiceView | None = None
+    ingress: IngressView | None = None
 
 
 @dataclass(frozen=True)

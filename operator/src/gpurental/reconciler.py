@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from gpurental import disruptions, idle, lifecycle, meter, metrics, money, settlement
+from gpurental import builders, disruptions, idle, lifecycle, meter, metrics, money, settlement
 from gpurental.clock import Clock, parse_ts
 from gpurental.k8s import Conflict, Kube
 from gpurental.lifecycle import Action, ActionKind, Context, Plan, WalletView
@@ -46,6 +46,8 @@ _CHILD_KINDS = {
     ActionKind.DELETE_POD: "Pod",
     ActionKind.DELETE_PVC: "PersistentVolumeClaim",
     ActionKind.DELETE_SECRET: "Secret",
+    ActionKind.DELETE_SERVICE: "Service",
+    ActionKind.DELETE_INGRESS: "Ingress",
 }
 
 
@@ -62,6 +64,7 @@ class Settings:
             return None
         return (self.interruptible_priority_class if offer.interruptible
                 else self.on_demand_priority_class)
+    sshd_image: str = builders.DEFAULT_SSHD_IMAGE
 
 
 class Controller:
@@ -281,6 +284,7 @@ class Controller:
             prepaid_seconds=verdict.prepaid_seconds,
             wallet_exhausts_at=wallet.reading.exhausts_at if wallet else None,
             priority_class=self.settings.priority_class(offer),
+            sshd_image=self.settings.sshd_image,
         )
 
     @staticmethod
@@ -370,6 +374,10 @@ class Controller:
             ActionKind.DELETE_POD: self._delete,
             ActionKind.DELETE_PVC: self._delete,
             ActionKind.DELETE_SECRET: self._delete,
+            ActionKind.CREATE_SERVICE: self._create,
+            ActionKind.DELETE_SERVICE: self._delete,
+            ActionKind.CREATE_INGRESS: self._create,
+            ActionKind.DELETE_INGRESS: self._delete,
             ActionKind.SETTLE: self._settle,
             ActionKind.REMOVE_FINALIZER: self._remove_finalizer,
         }

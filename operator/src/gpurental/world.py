@@ -23,10 +23,12 @@ from gpurental.observed import (
     Children,
     NodeLoss,
     NodeView,
+    IngressView,
     PodView,
     PvcView,
     RentalView,
     SecretView,
+    ServiceView,
     controller_uid,
 )
 
@@ -91,6 +93,8 @@ class World:
     # The node a claim's volume is pinned to (None: it can move), by claim uid; looked up once
     # when the claim's rental loses its node.
     volume_nodes: dict[str, str | None] = field(default_factory=dict)
+    services: dict[str, _Entry] = field(default_factory=dict)
+    ingresses: dict[str, _Entry] = field(default_factory=dict)
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
     wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
@@ -153,7 +157,7 @@ class World:
     # --- children --------------------------------------------------------------------------
 
     def put_child(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
-        """Cache (or forget) a pod / PVC / Secret; returns the owning rental's key if known."""
+        """Cache (or forget) a pod / PVC / Secret / Service; returns its rental's key if known."""
         owner = controller_uid(body)
         if owner is None:
             return None
@@ -220,6 +224,7 @@ class World:
         pinned = self.volume_nodes.get(pvc.uid) if pvc is not None else None
         pinned_node = self.nodes.get(pinned) if pinned else None
         return Children(pod=pod, pvc=pvc, secret=view(self.secrets),
+                        service=view(self.services), ingress=view(self.ingresses),
                         gone_pod=self.gone_pods.get(rental_uid), node_loss=loss,
                         volume_lost_with=pinned if pinned_node and pinned_node.lost else None)
 
@@ -241,7 +246,8 @@ class World:
         return node
 
     def _table(self, kind: str) -> dict[str, _Entry]:
-        return {"Pod": self.pods, "PersistentVolumeClaim": self.pvcs, "Secret": self.secrets}[kind]
+        return {"Pod": self.pods, "PersistentVolumeClaim": self.pvcs, "Secret": self.secrets,
+                "Service": self.services, "Ingress": self.ingresses}[kind]
 
 
 def _still_deleting(cached: _Entry | None, view: Any) -> Any:
@@ -262,6 +268,10 @@ def _child_view(kind: str, body: dict[str, Any]) -> Any:
         return PodView.from_dict(body)
     if kind == "PersistentVolumeClaim":
         return PvcView.from_dict(body)
+    if kind == "Service":
+        return ServiceView.from_dict(body)
+    if kind == "Ingress":
+        return IngressView.from_dict(body)
     annotations = body.get("metadata", {}).get("annotations") or {}
     return SecretView(name=body["metadata"]["name"],
                       keys_digest=annotations.get(ANNOTATION_KEYS_DIGEST, ""))

@@ -67,12 +67,38 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any]) -> None:
         for port in spec.get("ports") or []:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+        _allocate_node_ports(spec)
         obj["status"] = {"loadBalancer": {}}
     elif key == ("apps", "deployments"):
         obj.setdefault("spec", {}).setdefault("replicas", 1)
         obj["status"] = {}
     elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         obj["status"] = crd_status(obj)
+
+
+# kube-apiserver's --service-node-port-range default. Like its allocator, ports are handed out
+# once per Service port and never twice at the same time (this emulator never frees one: a
+# range of 2768 outlives any test run's Services).
+NODE_PORT_RANGE = (30000, 32767)
+_node_ports = itertools.count(NODE_PORT_RANGE[0] + 123)
+
+
+def _allocate_node_ports(spec: dict[str, Any]) -> None:
+    """NodePort and LoadBalancer Services get a node port per port on create (a
+    LoadBalancer unless allocateLoadBalancerNodePorts is false), and the defaults
+    kube-apiserver fills for them."""
+    kind = spec.get("type")
+    if kind not in ("NodePort", "LoadBalancer"):
+        return
+    spec.setdefault("externalTrafficPolicy", "Cluster")
+    if kind == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
+        if not spec["allocateLoadBalancerNodePorts"]:
+            return
+    low, high = NODE_PORT_RANGE
+    for port in spec.get("ports") or []:
+        if not port.get("nodePort"):
+            port["nodePort"] = low + (next(_node_ports) - low) % (high - low + 1)
 
 
 # The DefaultTolerationSeconds admission plugin (on by default in kube-apiserver): a pod rides

@@ -23,6 +23,8 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 POD_GR = ("", "pods")
 PVC_GR = ("", "persistentvolumeclaims")
+SERVICE_GR = ("", "services")
+SLICE_GR = ("discovery.k8s.io", "endpointslices")
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_GR = ("", "namespaces")
@@ -89,6 +91,7 @@ class Store:
         # An object now waits for its dependents (foreground deletion): (group/resource, ns, name).
         self.on_foreground: Callable[[tuple[str, str], str, str], None] = lambda *_: None
         self.on_pod_changed: Callable[[str], None] = lambda namespace: None
+        self.on_service_changed: Callable[[str], None] = lambda namespace: None
         # A namespace was created (controllers put their per-namespace objects in it).
         self.on_namespace_added: Callable[[str], None] = lambda name: None
         # Admission (hooks.Hooks.admit): stage, operation, group, version, resource, obj, old.
@@ -149,6 +152,8 @@ class Store:
             self.on_terminating(rt, obj)
         if rt.group_resource == POD_GR:
             self.on_pod_changed(meta.get("namespace", ""))
+        elif rt.group_resource == SERVICE_GR:
+            self.on_service_changed(meta.get("namespace", ""))
         elif rt.group_resource == NS_GR and kind == "ADDED":
             self.on_namespace_added(name)
         return stored

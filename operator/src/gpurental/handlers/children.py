@@ -1,4 +1,4 @@
-"""Watching the pods, volume claims and Secrets the operator owns.
+"""Watching the pods, volume claims, Secrets, Services and Ingresses the operator owns.
 
 Only objects labelled as managed by this operator are watched (a server-side label selector
 set at startup), so a cluster full of other pods costs the operator nothing.
@@ -13,15 +13,17 @@ import kopf
 from gpurental.observed import LABEL_MANAGED_BY, MANAGED_BY
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
-KINDS = {"pods": "Pod", "persistentvolumeclaims": "PersistentVolumeClaim", "secrets": "Secret"}
+KINDS = {("", "pods"): "Pod", ("", "persistentvolumeclaims"): "PersistentVolumeClaim",
+         ("", "secrets"): "Secret", ("", "services"): "Service",
+         ("networking.k8s.io", "ingresses"): "Ingress"}
 
 
-def _register(plural: str, kind: str) -> None:
-    @kopf.index("", "v1", plural, labels=MANAGED, id=f"cache_{plural}")
+def _register(group: str, plural: str, kind: str) -> None:
+    @kopf.index(group, "v1", plural, labels=MANAGED, id=f"cache_{plural}")
     async def cache(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         memo.controller.child_seen(kind, dict(body))
 
-    @kopf.on.event("", "v1", plural, labels=MANAGED, id=f"{plural}_event")
+    @kopf.on.event(group, "v1", plural, labels=MANAGED, id=f"{plural}_event")
     async def changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         deleted = event["type"] == "DELETED"
         key = memo.controller.child_seen(kind, dict(body), deleted=deleted)
@@ -29,5 +31,5 @@ def _register(plural: str, kind: str) -> None:
             memo.controller.enqueue(key)
 
 
-for _plural, _kind in KINDS.items():
-    _register(_plural, _kind)
+for (_group, _plural), _kind in KINDS.items():
+    _register(_group, _plural, _kind)

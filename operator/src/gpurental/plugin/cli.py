@@ -28,7 +28,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from gpurental import billing, durations
 from gpurental.clock import clock_from_env, format_ts, parse_ts
-from gpurental.plugin import meter, render
+from gpurental.plugin import connect, meter, render
 
 GROUP, VERSION, PLURAL = "gpurental.dev", "v1alpha1", "gpurentals"
 MERGE = "application/merge-patch+json"
@@ -217,7 +217,7 @@ def _api_error(exc: ApiException, name: str | None = None) -> str:
 # --- list ----------------------------------------------------------------------------------------
 
 LIST_HEADERS = ["NAME", "PHASE", "OFFER", "GPUS", "RATE", "RAN FOR", "TOTAL", "AGE"]
-WIDE_HEADERS = ["EXPIRES", "AUTORENEW", "WALLET", "MESSAGE"]
+WIDE_HEADERS = ["SSH", "EXPIRES", "AUTORENEW", "WALLET", "MESSAGE"]
 
 
 def gpus_text(obj: Obj, offers: dict[str, Obj]) -> str:
@@ -241,7 +241,7 @@ def list_row(obj: Obj, offers: dict[str, Obj], now: datetime, wide: bool,
            durations.format_duration(reading.seconds), render.dollars(reading.charged_cents),
            render.age(obj["metadata"].get("creationTimestamp"), now)]
     if wide:
-        row += [str(status.get("expiresAt") or render.NONE),
+        row += [str(status.get("ssh") or render.NONE), str(status.get("expiresAt") or render.NONE),
                 "on" if spec.get("autoRenew") else "off",
                 str(spec.get("wallet") or render.NONE), str(status.get("message") or "")]
     if all_namespaces:
@@ -522,6 +522,43 @@ def cmd_ssh_keys(ctx: Ctx) -> int:
     return 0
 
 
+# --- ssh / open ------------------------------------------------------------------------------
+
+
+def _kubectl_argv(ctx: Ctx) -> list[str]:
+    """kubectl with the plugin's own kubeconfig and context, for the port-forward."""
+    argv = ["kubectl"]
+    if ctx.args.kubeconfig:
+        argv += ["--kubeconfig", ctx.args.kubeconfig]
+    if ctx.args.context:
+        argv += ["--context", ctx.args.context]
+    return argv
+
+
+def _connect(ctx: Ctx, plan_for: Callable[[Obj, int], connect.Plan]) -> int:
+    local_port = ctx.args.local_port or connect.free_port()
+    try:
+        plan = plan_for(ctx.get(ctx.args.name), local_port)
+        if ctx.args.print:
+            for line in plan.lines():
+                ctx.out(line)
+            return 0
+        return connect.run(plan, wait=True)
+    except connect.ConnectError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_ssh(ctx: Ctx) -> int:
+    remote = list(ctx.args.remote)
+    return _connect(ctx, lambda obj, port: connect.ssh_plan(
+        obj, remote, port, _kubectl_argv(ctx), forward=ctx.args.port_forward))
+
+
+def cmd_open(ctx: Ctx) -> int:
+    return _connect(ctx, lambda obj, port: connect.open_plan(
+        obj, ctx.args.port, port, _kubectl_argv(ctx), forward=ctx.args.port_forward))
+
+
 # --- meter / summary -----------------------------------------------------------------------------
 
 
@@ -676,6 +713,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add: key lines or .pub files; remove: key, fingerprint or comment")
     p.add_argument("-o", "--output", choices=["json"])
 
+    for name, func, what in (
+            ("ssh", cmd_ssh, "SSH into a running rental (directly when its Service is exposed "
+             "outside the cluster, else through kubectl port-forward)."),
+            ("open", cmd_open, "Print the URL of a rental's web port, keeping a kubectl "
+             "port-forward open when the port is not exposed outside the cluster.")):
+        p = command(name, func, what)
+        p.add_argument("name", metavar="NAME")
+        if name == "ssh":
+            p.set_defaults(remote=[])  # what follows `--` (split off in main)
+        else:
+            p.add_argument("port", metavar="PORT", help="a port name or number of spec.ports")
+        p.add_argument("--port-forward", action="store_true",
+                       help="go through kubectl port-forward even if an address is exposed")
+        p.add_argument("--local-port", type=int, default=0,
+                       help="local end of the port-forward (default: a free port)")
+        p.add_argument("--print", action="store_true",
+                       help="print the commands instead of running them")
+
     p = command("meter", cmd_meter, "Print the rental's meter as the seed's meter API does.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--no-live", action="store_true",
@@ -698,7 +753,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None,
          stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse's subcommands mishandle `--`: split the remote command (of ssh) off first.
+    remote: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, remote = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if remote:
+        args.remote = remote
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
         ctx = Ctx(args, stdin or sys.stdin, out, err)
