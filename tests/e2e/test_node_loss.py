@@ -187,11 +187,7 @@ def test_a_volume_pinned_to_a_lost_node_holds_the_rental_until_the_node_returns(
     finally:
         doomed.stop()
 
-    def held() -> dict[str, Any]:
-        status = rentals.status("local")
-        assert status["phase"] == "Paused", status.get("phase")
-        return status
-    status = eventually(held, timeout=120)
+    status = rentals.wait_phase("local", "Paused", timeout=120)
     assert rentals.condition("local", "Paused")["reason"] == "VolumeUnavailable"
     assert "gpu-doomed-2" in status["message"]
     assert rentals.pods() == []  # no pod waits forever for a node that cannot take it
@@ -221,11 +217,7 @@ def test_no_healthy_node_within_the_timeout_pauses_with_no_capacity_not_failed(
     finally:
         doomed.stop()
     try:
-        def paused() -> dict[str, Any]:
-            status = rentals.status("stranded")
-            assert status["phase"] == "Paused", status.get("phase")
-            return status
-        status = eventually(paused, timeout=180)
+        status = rentals.wait_phase("stranded", "Paused", timeout=180)
         assert rentals.condition("stranded", "Paused")["reason"] == "NoCapacity"
         assert not status.get("refundedCents")  # what ran before the loss stays billed
         heartbeat = session.heartbeat("gpu-doomed-3")

@@ -21,9 +21,9 @@ from typing import Any
 from gpurental.builders import ANNOTATION_KEYS_DIGEST
 from gpurental.observed import (
     Children,
+    IngressView,
     NodeLoss,
     NodeView,
-    IngressView,
     PodView,
     PvcView,
     RentalView,
