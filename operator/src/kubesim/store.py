@@ -239,9 +239,11 @@ class Store:
     def _admit_priority(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """The Priority admission plugin: a pod's priorityClassName becomes its priority and
         preemption policy; a class that does not exist forbids the pod."""
-        spec = obj.get("spec") or {}
-        name = spec.get("priorityClassName")
-        if rt.group_resource != ("", "pods") or not name:
+        if rt.group_resource != ("", "pods"):
+            return
+        spec = obj.get("spec")
+        name = spec.get("priorityClassName") if isinstance(spec, dict) else None
+        if not name:
             return
         classes = self.type_for(("scheduling.k8s.io", "priorityclasses"))
         found = self.collection(classes).get("", str(name)) if classes else None
