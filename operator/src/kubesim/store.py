@@ -242,9 +242,9 @@ class Store:
         if rt.group_resource != ("", "pods"):
             return
         spec = obj.get("spec")
-        name = spec.get("priorityClassName") if isinstance(spec, dict) else None
-        if not name:
+        if not isinstance(spec, dict) or not spec.get("priorityClassName"):
             return
+        name = spec["priorityClassName"]
         classes = self.type_for(("scheduling.k8s.io", "priorityclasses"))
         found = self.collection(classes).get("", str(name)) if classes else None
         if found is None:
