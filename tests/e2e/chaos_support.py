@@ -433,6 +433,8 @@ def close_to_delete_gaps(workload: Workload, requests: list[dict[str, Any]]) -> 
     gaps = []
     for name, body in live_rentals(workload.rentals).items():
         last = (body.get("status") or {}).get("lastSegment") or {}
+        if last.get("podUid") in workload.deleted_pods:
+            continue  # ended by someone else's delete, not by a close and the operator's DELETE
         if last.get("end") and deletes.get(name):
             end = datetime.fromisoformat(last["end"].replace("Z", "+00:00")).timestamp()
             after = [t - end for t in deletes[name] if t >= end - 1]
