@@ -120,6 +120,16 @@ def session(loss_cluster: LossCluster) -> Iterator[Session]:
     api = config.new_client_from_config(config_file=str(loss_cluster.cluster.kubeconfig))
     with fresh_namespace(api, "loss") as namespace:
         yield Session(loss_cluster, namespace, api)
+    # Dead nodes left behind would put the zone in partial disruption for the next test
+    # (most of its nodes NotReady: the controller stops NoExecute tainting and evicting).
+    core = client.CoreV1Api(api)
+    for node in core.list_node().items:
+        if node.metadata.name.startswith("gpu-doomed-"):
+            try:
+                core.delete_node(node.metadata.name)
+            except client.ApiException as exc:  # a node that went away by itself
+                if exc.status != 404:
+                    raise
     api.close()
 
 
@@ -226,3 +236,24 @@ def test_no_healthy_node_within_the_timeout_pauses_with_no_capacity_not_failed(
         assert rentals.pods() == []
     finally:
         session.loss.cluster.kubectl("uncordon", "gpu-healthy")
+
+
+def test_a_pause_before_the_loss_is_declared_is_billed_to_the_last_heartbeat(
+        session: Session) -> None:
+    """The user pauses while the node is dead but not yet declared lost: the pause closes the
+    meter then; once the node-lifecycle controller declares the loss, the segment is cut back
+    to the node's last heartbeat and the stuck pod is removed with grace 0."""
+    rentals = session.rentals
+    doomed = session.loss.node("gpu-doomed-4")
+    try:
+        _, started = session.run_on("gpu-doomed-4", "early", storage={"size": "1Gi"})
+        doomed.kill()
+        rentals.patch("early", state="Paused")  # inside the controller's 15 s grace period
+        eventually(lambda: session.pod("early").metadata.deletion_timestamp is not None)
+    finally:
+        doomed.stop()
+    eventually(lambda: not rentals.pods(), timeout=120)  # forced once the loss is declared
+    status = rentals.wait_phase("early", "Paused", timeout=60)
+    heartbeat = session.heartbeat("gpu-doomed-4")
+    assert status["accruedSeconds"] == int((heartbeat - started).total_seconds()) > 0
+    assert rentals.pvcs()[0].metadata.uid == status["pvcUid"]

@@ -198,6 +198,13 @@ def test_node_view_reads_the_node_lifecycle_controllers_verdict() -> None:
         {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]},
         "status": {"conditions": [{"type": "Ready", "status": "False"}]}})
     assert not fresh.lost  # a node not ready yet, not one that was lost
+    # Most of a zone down (partial disruption): Unknown, but no NoExecute taint is added.
+    unknown = NodeView.from_dict({"metadata": {"name": "gpu-b"}, "spec": {"taints": [
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "Unknown",
+                                   "lastTransitionTime": "2026-06-07T08:01:02Z"}]}})
+    assert unknown.lost and unknown.lost_at == at(62)
+    assert not NodeView.from_dict({"metadata": {"name": "bare"}, "status": {}}).lost
 
 
 # --- a lost volume claim ---------------------------------------------------------------------
@@ -395,3 +402,20 @@ def test_a_preemption_racing_an_expiry_does_not_run_again() -> None:
     assert later.status["phase"] == "Paused"
     assert A.CREATE_POD not in later.kinds()
     assert later.status["accruedSeconds"] == 40
+
+
+def test_a_pause_closed_before_the_node_was_declared_lost_is_billed_to_the_loss() -> None:
+    # The user paused at 100 while the node was already dead (last heartbeat 40), before the
+    # node-lifecycle controller declared it lost: the pause closed the meter at 100.
+    paused = rental(running().status, state="Paused")
+    closed = plan(paused, Children(pod=pod(), pvc=CLAIM), ctx(100))
+    assert closed.status["accruedSeconds"] == 100
+    stuck = pod(deleting=True)  # the graceful delete no kubelet will ever confirm
+    declared = plan(then(paused, closed), Children(pod=stuck, pvc=CLAIM, node_loss=LOSS),
+                    ctx(130))
+    assert declared.status["accruedSeconds"] == 40
+    assert declared.status["lastSegment"]["end"].startswith("2026-06-07T08:00:40")
+    assert next(a for a in declared.actions if a.kind is A.DELETE_POD).body == FORCE
+    again = plan(then(paused, declared), Children(pod=stuck, pvc=CLAIM, node_loss=LOSS),
+                 ctx(140))
+    assert again.status["accruedSeconds"] == 40  # idempotent

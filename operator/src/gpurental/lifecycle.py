@@ -735,6 +735,8 @@ class _Planner:
         loss = self.children.node_loss
         if loss is not None:  # the GPUs were unreachable from the node's last heartbeat
             end = min(end or loss.since, loss.since)
+            if self.children.pod is not None:  # a close made before the loss was declared
+                meter.shorten_segment(self.status, self.children.pod.uid, loss.since)
         if meter.is_open(self.status):
             # Never past the end of the segment's pod, when Kubernetes says when that was.
             segment_pod = self._segment_pod()

@@ -71,6 +71,22 @@ def reclose_segment(status: dict[str, Any], pod_uid: str, end: datetime) -> None
     status["lastSegment"] = {**last, "end": format_ts_exact(end)}
 
 
+def shorten_segment(status: dict[str, Any], pod_uid: str, end: datetime) -> None:
+    """The pod of the last closed segment lost its node before the close (the operator closed
+    it, for a pause or stop, while the node was dead but not yet declared lost): its GPU was
+    unreachable from `end` on, so the segment ends there."""
+    last = status.get("lastSegment") or {}
+    if is_open(status) or not last or last.get("podUid") != pod_uid:
+        return
+    start, old_end = parse_ts(last["start"]), parse_ts(last["end"])
+    if end >= old_end:
+        return
+    end = max(end, start)
+    status["accruedSeconds"] = (int(status.get("accruedSeconds") or 0)
+                                - _whole_seconds(start, old_end) + _whole_seconds(start, end))
+    status["lastSegment"] = {**last, "end": format_ts_exact(end)}
+
+
 def reopen_segment(status: dict[str, Any], pod_uid: str) -> bool:
     """The pod of the last closed segment is running and the rental runs again (a pause or
     stop was decided, the operator died before its DELETE, the user resumed): the segment was

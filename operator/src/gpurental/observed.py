@@ -158,24 +158,31 @@ class NodeLoss:
 @dataclass(frozen=True)
 class NodeView:
     name: str
-    ready: str  # the Ready condition's status: True | False | Unknown
-    lost_at: datetime | None  # timeAdded of the unreachable / not-ready NoExecute taint
+    ready: str  # the Ready condition's status: True | False | Unknown ("" when absent)
+    # When the node-lifecycle controller declared it lost: the Ready condition's turn to
+    # Unknown (the kubelet stopped reporting), or the unreachable / not-ready NoExecute taint.
+    lost_at: datetime | None
     heartbeat: datetime | None  # the Ready condition's lastHeartbeatTime
 
     @property
     def lost(self) -> bool:
-        return self.ready != "True" and self.lost_at is not None
+        return self.ready not in ("True", "") and self.lost_at is not None
 
     @classmethod
     def from_dict(cls, node: dict[str, Any]) -> NodeView:
-        ready: dict[str, Any] = next((c for c in (node.get("status") or {}).get("conditions") or ()
-                      if c.get("type") == "Ready"), {})
-        lost_at = None
+        conditions = (node.get("status") or {}).get("conditions") or ()
+        ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        # The controller sets Unknown whatever its eviction mode; it stops adding NoExecute
+        # taints when most of a zone's nodes are down (partial disruption), so the taint
+        # alone would miss a mass outage.
+        declared = [_ts(ready.get("lastTransitionTime"))] if ready.get("status") == "Unknown" \
+            else []
         for taint in (node.get("spec") or {}).get("taints") or ():
             if taint.get("key") in NODE_LOST_TAINTS and taint.get("effect") == "NoExecute":
-                lost_at = _ts(taint.get("timeAdded")) or lost_at
+                declared.append(_ts(taint.get("timeAdded")))
+        known = [moment for moment in declared if moment is not None]
         return cls(name=node.get("metadata", {}).get("name", ""),
-                   ready=str(ready.get("status") or "Unknown"), lost_at=lost_at,
+                   ready=str(ready.get("status") or ""), lost_at=min(known) if known else None,
                    heartbeat=_ts(ready.get("lastHeartbeatTime")))
 
 
