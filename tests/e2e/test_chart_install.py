@@ -22,7 +22,7 @@ from chart_support import ChartOperator, container_of
 from e2e_support import GROUP, VERSION, eventually
 from kubernetes import client, config
 
-from gpurental_dev.cluster import CRDS, ROOT, Cluster, free_port
+from gpurental_dev.cluster import ROOT, Cluster, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -97,9 +97,10 @@ def operator_kubeconfig(cluster: Cluster, workdir: Path, service_account: str) -
 def installed(tmp_path_factory: pytest.TempPathFactory, substrate: str
               ) -> Iterator[Installed]:
     workdir: Path = tmp_path_factory.mktemp(f"chart-install-{substrate}")
-    with Cluster(workdir / "cluster", nodes=NODES, substrate=substrate) as cluster:
-        # Only the chart's CRDs may define the kinds: drop the ones Cluster applied from crds/.
-        cluster.kubectl("delete", "-f", str(CRDS), "--wait=true")
+    # Only the chart's CRDs may define the kinds: the cluster starts without crds/'s. (Deleting
+    # them right after they were established raced kube-apiserver's CRD finalizer: "storage is
+    # (re)initializing", and the CRDs stayed Terminating for minutes.)
+    with Cluster(workdir / "cluster", nodes=NODES, substrate=substrate, crds=False) as cluster:
         port = free_port()
         objects = render(workdir, port)
         crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]

@@ -68,7 +68,8 @@ def test_settlement_survives_sigkill_at_random_points(
     for req in requests:
         path = req["path"]
         prefix = f"/api/v1/namespaces/{rentals.namespace}/pods/"
-        if req["method"] == "DELETE" and path.startswith(prefix):
+        # A DELETE cut short by the SIGKILL (the real server records 504) deleted nothing.
+        if req["method"] == "DELETE" and path.startswith(prefix) and req["status"] == 200:
             deletes.setdefault(path[len(prefix):], req["timestamp"])
     assert set(deletes) == set(names), "every pod deleted by the operator"
     reference = {n: _cents(int(deletes[n] - started[n].timestamp())) for n in names}
