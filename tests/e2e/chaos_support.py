@@ -337,8 +337,11 @@ def operator_pod_deletes(requests: list[dict[str, Any]], namespace: str
     prefix = f"/api/v1/namespaces/{namespace}/pods/"
     found: dict[str, list[float]] = defaultdict(list)
     for req in requests:
+        # 504: the operator was SIGKILLed mid-request; the delete may or may not have taken
+        # effect (running_seconds tells by the kubelet's finishedAt).
         if (req["method"] == "DELETE" and req["path"].startswith(prefix)
-                and req["status"] == 200 and "propagationPolicy" in (req.get("query") or "")):
+                and req["status"] in (200, 504)
+                and "propagationPolicy" in (req.get("query") or "")):
             found[req["path"][len(prefix):]].append(req["timestamp"])
     return {name: sorted(stamps) for name, stamps in found.items()}
 
@@ -363,7 +366,9 @@ def running_seconds(ledger: PodLedger, deletes: dict[str, list[float]], gap: flo
     for name, incarnations in by_name.items():
         total = result.setdefault(name, SecondsRange())
         previous_end = 0.0
-        for inc in sorted(incarnations, key=lambda i: i.seen_at):
+        ordered = sorted(incarnations, key=lambda i: i.seen_at)
+        for index, inc in enumerate(ordered):
+            next_seen = ordered[index + 1].seen_at if index + 1 < len(ordered) else float("inf")
             ends = [t for t in deletes.get(name, []) if t > previous_end and t > inc.seen_at - 0.5]
             if inc.uid in removed and inc.started_at is None:
                 continue  # removed before it ever ran: nothing billed, no DELETE of its own
@@ -373,7 +378,7 @@ def running_seconds(ledger: PodLedger, deletes: dict[str, list[float]], gap: flo
                 ends = sorted([*ends[:1], inc.finished_at.timestamp()])
             if not ends:
                 raise AssertionError(f"pod {name} ({inc.uid}) was never deleted by the operator")
-            previous_end = ends[0]
+            previous_end = _effective_delete(ends, inc, next_seen)
             if inc.started_at is None:
                 continue
             exact = previous_end - inc.started_at.timestamp()
@@ -383,6 +388,16 @@ def running_seconds(ledger: PodLedger, deletes: dict[str, list[float]], gap: flo
             total.low += low
             total.ambiguous += low != max(int(exact), 0)
     return result
+
+
+def _effective_delete(ends: list[float], inc: Incarnation, next_seen: float) -> float:
+    """The DELETE that ended the pod: the last one before the kubelet's (whole-second)
+    finishedAt and the next pod, when an earlier one was cut short and deleted nothing."""
+    if inc.finished_at is None:
+        return ends[0]
+    effective = [t for t in ends
+                 if t <= inc.finished_at.timestamp() + 1 and t < next_seen - 0.5]
+    return effective[-1] if effective else ends[0]
 
 
 def cents(seconds: int, gpus: int) -> int:
