@@ -416,12 +416,9 @@ class _Planner:
     def _create_pod(self, spec: RentalSpec, offer: OfferSpec | None) -> None:
         if meter.is_open(self.status):
             # The pod vanished behind the operator's back while billed: its last state (the
-            # final watch event) says when its container stopped; the meter stops there.
-            gone = self.children.gone_pod
-            if gone is None or gone.uid != self.status.get("segmentPodUid"):
-                gone = None
-            if gone is None and not self.ctx.pod_end_looked_up:
-                self.plan.needs_pod_end = str(self.status.get("segmentPodUid") or "")
+            # final watch event), or else its Events (`_close_segment` asks for them), say
+            # when its container stopped; the meter stops there.
+            gone = self._segment_pod()
             self._disrupted(*self._vanished_cause(gone), gone)
             self._close_segment(None)
         if self._interrupted(spec):
