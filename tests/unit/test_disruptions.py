@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from gpurental import builders, disruptions
+from gpurental.constants import FINALIZER
 from gpurental.lifecycle import FORCE, ActionKind, Context, Plan, plan
 from gpurental.models import OfferSpec, RentalSpec, parse_spec
 from gpurental.observed import (
-    FINALIZER,
     Children,
     NodeLoss,
     NodeView,
@@ -394,7 +394,7 @@ def test_a_preemption_racing_a_users_stop_bills_to_the_containers_end_once() -> 
 
 
 def test_a_preemption_racing_an_expiry_does_not_run_again() -> None:
-    from gpurental.lifecycle import Hold
+    from gpurental.holds import Hold
     from gpurental.models import DesiredState
     view, result = preempted(duration="40s")
     expired = Hold(DesiredState.PAUSED, "Expired", "prepaid time used up")

@@ -9,9 +9,10 @@ from typing import Any
 
 from gpurental import idle
 from gpurental.clock import format_ts
+from gpurental.constants import FINALIZER
 from gpurental.lifecycle import Children, Context, plan
 from gpurental.models import DesiredState, ExhaustAction, OfferSpec, RentalSpec, parse_spec
-from gpurental.observed import FINALIZER, PodView, PvcView, RentalView
+from gpurental.observed import PodView, PvcView, RentalView
 
 T0 = datetime(2026, 6, 7, 8, 0, 0, tzinfo=UTC)
 STARTED = format_ts(T0)

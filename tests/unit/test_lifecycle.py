@@ -7,17 +7,18 @@ from typing import Any
 
 import pytest
 
+from gpurental import money
+from gpurental.constants import FINALIZER
+from gpurental.holds import Hold
 from gpurental.lifecycle import (
     ActionKind,
     Context,
     DesiredState,
-    Hold,
     Plan,
-    WalletView,
     plan,
 )
-from gpurental.models import OfferSpec, parse_spec
-from gpurental.observed import FINALIZER, Children, PodView, PvcView, RentalView, SecretView
+from gpurental.models import OfferSpec, WalletSpec, parse_spec
+from gpurental.observed import Children, PodView, PvcView, RentalView, SecretView
 
 T0 = datetime(2026, 6, 7, 8, 0, 0, tzinfo=UTC)
 OFFER = parse_spec(OfferSpec, {
@@ -39,6 +40,14 @@ def rental(spec: dict[str, Any] | None = None, status: dict[str, Any] | None = N
 def ctx(at: float = 0, **kwargs: Any) -> Context:
     kwargs.setdefault("offer", OFFER)
     return Context(now=T0 + timedelta(seconds=at), **kwargs)
+
+
+def _wallet(name: str, exhausted: bool, settled_uids: frozenset[str] = frozenset()
+            ) -> money.Wallet:
+    budget = 100
+    reading = money.WalletReading(budget_cents=budget, spent_cents=budget if exhausted else 0,
+                                  burn_cents_per_hour=0, exhausts_at=None)
+    return money.Wallet(name, parse_spec(WalletSpec, {"budget": "1.00"}), reading, settled_uids)
 
 
 def running_pod(started: float = 0) -> PodView:
@@ -226,7 +235,7 @@ def test_a_resume_that_cannot_provision_goes_back_to_paused_and_keeps_the_data()
     ({"offer": None}, {}, "OfferNotFound"),
     ({}, {"gpus": 5}, "TooManyGpus"),
     ({}, {"wallet": "team"}, "WalletNotFound"),
-    ({"wallet": WalletView("team", exhausted=True)}, {"wallet": "team"}, "BudgetExhausted"),
+    ({"wallet": _wallet("team", exhausted=True)}, {"wallet": "team"}, "BudgetExhausted"),
 ])
 def test_a_rental_that_may_not_start_gets_a_condition_not_a_pod(
     context: dict[str, Any], spec: dict[str, Any], reason: str
@@ -258,14 +267,14 @@ def test_deletion_cleans_up_then_settles_then_lets_go() -> None:
     running = then(rental(spec={**SPEC, "wallet": "team"}),
                    plan(rental(status={"phase": "Provisioning"}), up(), ctx()))
     deleting = RentalView(**{**running.__dict__, "deleting": True})
-    wallet = WalletView("team", exhausted=False)
+    wallet = _wallet("team", exhausted=False)
     first = plan(deleting, up(), ctx(at=10, wallet=wallet))
     assert first.kinds() == [A.DELETE_POD, A.DELETE_PVC, A.DELETE_SECRET]
     assert first.status["accruedSeconds"] == 10
     gone = plan(then(deleting, first), Children(), ctx(at=12, wallet=wallet))
     assert gone.kinds() == [A.SETTLE, A.REMOVE_FINALIZER]
     assert gone.status["secondsBilled"] == 10
-    settled = WalletView("team", exhausted=False, settled_uids=frozenset({"uid-1"}))
+    settled = _wallet("team", exhausted=False, settled_uids=frozenset({"uid-1"}))
     replay = plan(then(deleting, first), Children(), ctx(at=15, wallet=settled))
     assert replay.kinds() == [A.REMOVE_FINALIZER]
 

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from gpurental import meter, money
 from gpurental.clock import ManualClock, format_ts
+from gpurental.constants import FINALIZER
 from gpurental.lifecycle import Children, Context, DesiredState, plan
 from gpurental.models import OfferSpec, RentalSpec, WalletSpec, parse_spec
-from gpurental.observed import FINALIZER, PodView, PvcView, RentalView
+from gpurental.observed import PodView, PvcView, RentalView
 
 CLOCK_START = ManualClock().now()
 OFFER = parse_spec(OfferSpec, {"gpu": {"product": "X"}, "pricePerGpuHour": "3.60"})
@@ -34,21 +35,21 @@ def test_expiry_holds_exactly_at_the_prepaid_second_and_extend_lifts_it() -> Non
     clock = ManualClock()
     status = running_status(clock)
     clock.advance(3599)
-    assert money.judge(spec(duration="1h"), status, OFFER, None, clock.now()).hold is None
+    assert money.assess(spec(duration="1h"), status, OFFER, None, clock.now()).hold is None
     clock.advance(1)
-    verdict = money.judge(spec(duration="1h"), status, OFFER, None, clock.now())
+    verdict = money.assess(spec(duration="1h"), status, OFFER, None, clock.now())
     assert verdict.hold is not None
     assert (verdict.hold.state, verdict.hold.reason) == (DesiredState.PAUSED, "Expired")
-    stop = money.judge(spec(duration="1h", onExpiry="Stop"), status, OFFER, None, clock.now())
+    stop = money.assess(spec(duration="1h", onExpiry="Stop"), status, OFFER, None, clock.now())
     assert stop.hold is not None and stop.hold.state is DesiredState.STOPPED
-    assert money.judge(spec(duration="2h"), status, OFFER, None, clock.now()).hold is None
+    assert money.assess(spec(duration="2h"), status, OFFER, None, clock.now()).hold is None
 
 
 def test_the_offers_cap_wins_over_a_longer_duration() -> None:
     clock = ManualClock()
     status = running_status(clock)
     clock.advance(1800)
-    verdict = money.judge(spec(duration="10h"), status, CAPPED, None, clock.now())
+    verdict = money.assess(spec(duration="10h"), status, CAPPED, None, clock.now())
     assert verdict.prepaid_seconds == 1800 and verdict.hold is not None
 
 
@@ -65,7 +66,7 @@ def test_pausing_stops_the_expiry_clock() -> None:
     clock.advance(1000)
     meter.close_segment(status, clock.now())
     clock.advance(10_000)  # paused for hours: prepaid time does not run out while paused
-    assert money.judge(spec(duration="1h"), status, OFFER, None, clock.now()).hold is None
+    assert money.assess(spec(duration="1h"), status, OFFER, None, clock.now()).hold is None
     assert money.next_deadline(status, 3600, None) is None
 
 
@@ -73,14 +74,14 @@ def test_auto_renew_adds_another_duration_when_covered() -> None:
     clock = ManualClock()
     status = running_status(clock)
     clock.advance(3600)
-    verdict = money.judge(spec(duration="1h", autoRenew=True), status, OFFER, None, clock.now())
+    verdict = money.assess(spec(duration="1h", autoRenew=True), status, OFFER, None, clock.now())
     assert verdict.hold is None and verdict.renew_seconds == 3600
     # A wallet with 3.59 left cannot cover another hour at 3.60/h.
     wallet = parse_spec(WalletSpec, {"budget": "7.19"})
     reading = money.WalletReading(budget_cents=719, spent_cents=360, burn_cents_per_hour=360,
                                   exhausts_at=None)
-    refused = money.judge(spec(duration="1h", autoRenew=True), status, OFFER,
-                          (wallet, reading), clock.now())
+    refused = money.assess(spec(duration="1h", autoRenew=True), status, OFFER,
+                          money.Wallet("team", wallet, reading), clock.now())
     assert refused.renew_seconds == 0 and refused.hold is not None
     assert refused.hold.reason == "Expired"
 
@@ -94,13 +95,13 @@ def test_a_renewal_goes_through_the_state_machine() -> None:
                       status)
     pod = PodView("r", "pod-uid", "Running", False, started_at=CLOCK_START)
     children = Children(pod=pod, pvc=PvcView("r-storage", "Bound", False))
-    verdict = money.judge(spec(duration="1h", autoRenew=True), status, OFFER, None, clock.now())
+    verdict = money.assess(spec(duration="1h", autoRenew=True), status, OFFER, None, clock.now())
     result = plan(view, children, Context(now=clock.now(), offer=OFFER,
                                           renew_seconds=verdict.renew_seconds,
                                           prepaid_seconds=verdict.prepaid_seconds))
     assert result.status["renewals"] == 1 and result.status["renewedSeconds"] == 3600
     assert "Renewed" in [e.reason for e in result.events]
-    after = money.judge(spec(duration="1h", autoRenew=True), result.status, OFFER, None,
+    after = money.assess(spec(duration="1h", autoRenew=True), result.status, OFFER, None,
                         clock.now())
     assert after.prepaid_seconds == 7200 and after.hold is None and after.renew_seconds == 0
 
@@ -141,7 +142,8 @@ def test_wallet_exhaustion_is_predicted_to_the_moment_and_overshoot_is_one_secon
     clock.set(reading.exhausts_at)
     at = _fleet_reading(wallet, statuses, clock)
     assert at.exhausted
-    verdicts = [money.judge(spec(), s, OFFER, (wallet, at), clock.now()) for s in statuses]
+    team = money.Wallet("team", wallet, at)
+    verdicts = [money.assess(spec(), s, OFFER, team, clock.now()) for s in statuses]
     assert all(v.hold is not None and v.hold.reason == "BudgetExhausted" for v in verdicts)
     for status in statuses:
         meter.close_segment(status, clock.now())

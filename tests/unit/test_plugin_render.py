@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gpurental import billing
 from gpurental.clock import format_ts
 from gpurental.plugin import cli, render
 
@@ -50,7 +51,7 @@ def test_every_column_starts_at_the_same_offset(rows: list[list[str]]) -> None:
     (0, "$0.00"), (5, "$0.05"), (123, "$1.23"), (100000, "$1000.00"), (-250, "-$2.50"),
 ])
 def test_dollars(cents: int, text: str) -> None:
-    assert render.dollars(cents) == text
+    assert billing.dollars(cents) == text
 
 
 @pytest.mark.parametrize(("rate", "text"), [

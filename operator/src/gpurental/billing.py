@@ -136,6 +136,14 @@ def format_money(amount: Decimal) -> str:
     return format(amount, "f")
 
 
+def dollars(cents: int) -> str:
+    """``$1.23`` from integer cents, exact (no float): the one way cents are shown to people,
+    in statuses, events, condition messages and the plugin's tables."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}${whole}.{rest:02d}"
+
+
 def dollars_to_cents(amount: Decimal) -> int:
     """Dollars -> integer cents, ROUND_HALF_UP (``0.125`` -> 13)."""
     n, d = _ratio(amount, "amount")

@@ -13,22 +13,20 @@ from typing import Any
 
 from gpurental import access
 from gpurental.access import SSH_MOUNT_DIR
-from gpurental.models import API_VERSION, OfferSpec, RentalSpec
-from gpurental.observed import (
+from gpurental.constants import (
+    ANNOTATION_KEYS_DIGEST,
+    API_VERSION,
     LABEL_MANAGED_BY,
     LABEL_OFFER,
     LABEL_RENTAL,
     LABEL_RENTAL_UID,
     MANAGED_BY,
+    NODE_PRODUCT_LABEL,
     WORKLOAD_CONTAINER,
 )
+from gpurental.models import OfferSpec, RentalSpec
+from gpurental.options import DEFAULT_SSHD_IMAGE
 
-NODE_PRODUCT_LABEL = "nvidia.com/gpu.product"
-# The sidecar's default image (the operator's --sshd-image, the chart's ssh.image): any image
-# with OpenSSH's sshd and ssh-keygen and a user whose uid is UNPRIVILEGED_UID; images/sshd/
-# builds one.
-DEFAULT_SSHD_IMAGE = "ghcr.io/gpu-rental-operator/sshd:9.2"
-ANNOTATION_KEYS_DIGEST = "gpurental.dev/ssh-keys-digest"
 UNPRIVILEGED_UID = 1000
 TERMINATION_GRACE_SECONDS = 10
 

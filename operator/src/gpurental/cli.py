@@ -9,8 +9,11 @@ from collections.abc import Sequence
 
 import kopf
 
+from gpurental.options import DEFAULTS, Options
+
 
 def operator_parser() -> argparse.ArgumentParser:
+    d = DEFAULTS
     parser = argparse.ArgumentParser(
         prog="gpurental-operator",
         description="Turn GpuRentals into GPU pods, metered to the second.",
@@ -23,12 +26,14 @@ def operator_parser() -> argparse.ArgumentParser:
                        metavar="NS", help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true",
                        help="watch every namespace (the default)")
-    parser.add_argument("--metrics-port", type=int, default=8080, metavar="PORT",
-                        help="port for /metrics and /healthz (default 8080)")
-    parser.add_argument("--metering-interval", type=float, default=30.0, metavar="SECONDS",
-                        help="how often running rentals' status is refreshed (default 30)")
-    parser.add_argument("--provisioning-timeout", type=int, default=600, metavar="SECONDS",
-                        help="how long a rental may stay unprovisioned before Failed (default 600)")
+    parser.add_argument("--metrics-port", type=int, default=d.metrics_port, metavar="PORT",
+                        help=f"port for /metrics and /healthz (default {d.metrics_port})")
+    parser.add_argument("--metering-interval", type=float, default=d.metering_interval,
+                        metavar="SECONDS", help="how often running rentals' status is refreshed "
+                                                f"(default {d.metering_interval:g})")
+    parser.add_argument("--provisioning-timeout", type=int, default=d.provisioning_timeout,
+                        metavar="SECONDS", help="how long a rental may stay unprovisioned before "
+                                                f"Failed (default {d.provisioning_timeout})")
     parser.add_argument("--on-demand-priority-class", default=None, metavar="NAME",
                         help="PriorityClass of on-demand rentals' pods (the chart's "
                              "gpurental-on-demand); unset: none")
@@ -36,11 +41,13 @@ def operator_parser() -> argparse.ArgumentParser:
                         help="PriorityClass of interruptible offers' pods, lower than the "
                              "on-demand one so those preempt them (the chart's "
                              "gpurental-interruptible); unset: none, and nothing is preempted")
-    parser.add_argument("--api-threads", type=int, default=16, metavar="N",
-                        help="threads for Kubernetes API calls (default 16)")
+    parser.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                        help=f"rentals reconciled concurrently (default {d.workers})")
+    parser.add_argument("--api-threads", type=int, default=d.api_threads, metavar="N",
+                        help=f"threads for Kubernetes API calls (default {d.api_threads})")
     parser.add_argument("--peering", metavar="NAME", default=None,
                         help="kopf peering object for HA (default: standalone)")
-    parser.add_argument("--priority", type=int, default=0, metavar="N",
+    parser.add_argument("--priority", type=int, default=d.priority, metavar="N",
                         help="peering priority (the highest-priority peer is active)")
     webhook = parser.add_argument_group(
         "validating webhook",
@@ -51,7 +58,7 @@ def operator_parser() -> argparse.ArgumentParser:
     webhook.add_argument("--webhook-cert-dir", default=None, metavar="DIR",
                          help="directory with tls.crt and tls.key (a mounted kubernetes.io/tls "
                               "Secret); re-read when they change")
-    webhook.add_argument("--webhook-address", default="0.0.0.0", metavar="ADDR",
+    webhook.add_argument("--webhook-address", default=d.webhook_address, metavar="ADDR",
                          help="address to listen on (default: all interfaces)")
     idle = parser.add_argument_group(
         "idle auto-pause", "off unless --prometheus-url is given (needs the DCGM exporter with "
@@ -59,9 +66,10 @@ def operator_parser() -> argparse.ArgumentParser:
     idle.add_argument("--prometheus-url", default=None, metavar="URL",
                       help="Prometheus to read DCGM GPU utilisation from, e.g. "
                            "http://prometheus:9090")
-    idle.add_argument("--idle-check-interval", type=float, default=60.0, metavar="SECONDS",
-                      help="how often running rentals are checked for idle GPUs (default 60)")
-    parser.add_argument("--sshd-image", default=None, metavar="IMAGE",
+    idle.add_argument("--idle-check-interval", type=float, default=d.idle_check_interval,
+                      metavar="SECONDS", help="how often running rentals are checked for idle "
+                                              f"GPUs (default {d.idle_check_interval:g})")
+    parser.add_argument("--sshd-image", default=d.sshd_image, metavar="IMAGE",
                         help="the sshd sidecar's image for offers with access.ssh.enabled that "
                              "name none")
     parser.add_argument("--verbose", "-v", action="store_true",
@@ -69,44 +77,35 @@ def operator_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    """The console script's flags as Options; exits with a message on unusable ones."""
+    args = vars(operator_parser().parse_args(argv))
+    args.pop("all_namespaces")
+    args["namespaces"] = tuple(args["namespaces"])
+    options = Options(**args)
+    for problem in options.problems():
+        sys.exit(f"gpurental-operator: {problem}")
+    return options
+
+
 def operator_main(argv: Sequence[str] | None = None) -> None:
-    args = operator_parser().parse_args(argv)
-    if args.metering_interval <= 0 or args.provisioning_timeout <= 0:
-        sys.exit("gpurental-operator: intervals and timeouts must be positive")
-    if args.idle_check_interval <= 0:
-        sys.exit("gpurental-operator: --idle-check-interval must be positive")
-    if (args.webhook_port is None) != (args.webhook_cert_dir is None):
-        sys.exit("gpurental-operator: --webhook-port and --webhook-cert-dir go together")
+    options = parse_options(argv)
     import gpurental.main  # registers the handlers
 
-    if args.webhook_port is not None:
+    if options.webhook_port is not None:
         # Registered only now: kopf refuses to run admission handlers without a server.
         import gpurental.handlers.admission  # noqa: F401
 
-    memo = kopf.Memo(options={
-        "metrics_port": args.metrics_port,
-        "metering_interval": args.metering_interval,
-        "provisioning_timeout": args.provisioning_timeout,
-        "api_threads": args.api_threads,
-        "on_demand_priority_class": args.on_demand_priority_class,
-        "interruptible_priority_class": args.interruptible_priority_class,
-        "webhook_port": args.webhook_port,
-        "webhook_cert_dir": args.webhook_cert_dir,
-        "webhook_address": args.webhook_address,
-        "prometheus_url": args.prometheus_url,
-        "idle_check_interval": args.idle_check_interval,
-        "sshd_image": args.sshd_image,
-    })
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
-    if not args.verbose:
+    kopf.configure(verbose=options.verbose, log_format=kopf.LogFormat.PLAIN)
+    if not options.verbose:
         # kopf logs every handler invocation at INFO; at thousands of rentals that is noise
         # that hides the operator's own transition lines.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
-        clusterwide=not args.namespaces,
-        namespaces=args.namespaces,
-        standalone=args.peering is None,
-        peering_name=args.peering,
-        priority=args.priority,
-        memo=memo,
+        clusterwide=not options.namespaces,
+        namespaces=list(options.namespaces),
+        standalone=options.peering is None,
+        peering_name=options.peering,
+        priority=options.priority,
+        memo=kopf.Memo(options=options),
     )

@@ -24,7 +24,7 @@ from typing import Any
 
 from gpurental import durations
 from gpurental.clock import parse_ts
-from gpurental.lifecycle import Hold
+from gpurental.holds import Hold
 from gpurental.models import ConditionType, DesiredState, ExhaustAction, OfferSpec, RentalSpec
 
 GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"  # percent, whole GPUs

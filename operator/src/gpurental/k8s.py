@@ -23,7 +23,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from gpurental import metrics
-from gpurental.models import GROUP, VERSION
+from gpurental.constants import GROUP, RENTALS, VERSION, WALLETS
 from gpurental.observed import pinned_node
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Kube:
         try:
             return cast(dict[str, Any], await self._run(
                 "get", lambda: self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "gpurentals", name)))
+                    GROUP, VERSION, namespace, RENTALS, name)))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -168,7 +168,7 @@ class Kube:
                                  ops: list[dict[str, Any]]) -> dict[str, Any] | None:
         def call() -> Any:
             return self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, "gpurentals", name, ops, _content_type=JSON_PATCH)
+                GROUP, VERSION, namespace, RENTALS, name, ops, _content_type=JSON_PATCH)
 
         try:
             result: dict[str, Any] = await self._run("patch", call)
@@ -287,7 +287,7 @@ class Kube:
         try:
             return cast(dict[str, Any], await self._run(
                 "get", lambda: self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "wallets", name)))
+                    GROUP, VERSION, namespace, WALLETS, name)))
         except ApiException as exc:
             if exc.status == 404:
                 return None

@@ -15,12 +15,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from gpurental import access, billing, builders, disruptions, durations, meter
 from gpurental.clock import format_ts, parse_ts
+from gpurental.constants import FINALIZER
+from gpurental.holds import Hold
 from gpurental.models import (
     ConditionType,
     DesiredState,
@@ -32,8 +33,8 @@ from gpurental.models import (
     get_condition,
     set_condition,
 )
+from gpurental.money import Wallet
 from gpurental.observed import (
-    FINALIZER,
     Children,
     IngressView,
     NodeLoss,
@@ -41,6 +42,7 @@ from gpurental.observed import (
     RentalView,
     ServiceView,
 )
+from gpurental.options import DEFAULT_SSHD_IMAGE
 
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
@@ -76,27 +78,11 @@ class Event:
 
 
 @dataclass(frozen=True)
-class WalletView:
-    name: str
-    exhausted: bool
-    settled_uids: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Hold:
-    """The money layer's verdict that keeps a rental below its desired state."""
-
-    state: DesiredState  # Paused or Stopped
-    reason: str  # Expired | BudgetExhausted | Idle
-    message: str
-
-
-@dataclass(frozen=True)
 class Context:
     now: datetime
     offer: OfferSpec | None
     offer_error: str | None = None  # the offer exists but its spec is unusable
-    wallet: WalletView | None = None  # None: not named, or named and missing (see spec)
+    wallet: Wallet | None = None  # None: not named, or named and missing (see spec)
     provisioning_timeout: int = 600
     hold: Hold | None = None
     heartbeat: bool = False  # refresh the meter even if nothing else changed
@@ -110,7 +96,7 @@ class Context:
     pod_end_looked_up: bool = False
     pod_end_preempted: str | None = None  # the scheduler's Preempted Event on that pod, if any
     priority_class: str | None = None  # the PriorityClass for the offer's pods
-    sshd_image: str = builders.DEFAULT_SSHD_IMAGE  # the sidecar's image unless the offer names one
+    sshd_image: str = DEFAULT_SSHD_IMAGE  # the sidecar's image unless the offer names one
 
 
 @dataclass
@@ -705,7 +691,7 @@ class _Planner:
         wallet = self.ctx.wallet
         if wallet is not None and self.rental.uid not in wallet.settled_uids:
             self._act(ActionKind.SETTLE, wallet.name)
-            charge = money(meter.billable_cents(self.status, self.ctx.now))
+            charge = billing.dollars(meter.billable_cents(self.status, self.ctx.now))
             self._event("Normal", "Settled", f"final charge {charge} moved to wallet {wallet.name}")
         if FINALIZER in self.rental.finalizers:
             self._act(ActionKind.REMOVE_FINALIZER)
@@ -859,7 +845,3 @@ def _provisioning_error(pod: PodView, diagnosis: str | None) -> str:
         detail = f": {pod.waiting_message}" if pod.waiting_message else ""
         return f"{pod.waiting_reason}{detail}"
     return "the pod did not start in time"
-
-
-def money(cents: int) -> str:
-    return f"${Decimal(cents) / 100:.2f}"

@@ -15,14 +15,13 @@ from typing import Any
 import kopf
 
 from gpurental import health, metrics
-from gpurental.builders import DEFAULT_SSHD_IMAGE
 from gpurental.clock import clock_from_env
+from gpurental.constants import GROUP, KOPF_FINALIZER, LABEL_MANAGED_BY, MANAGED_BY
 from gpurental.handlers import catalog, children, nodes, rentals  # noqa: F401  (registers handlers)
 from gpurental.idle_watch import IdleWatch
 from gpurental.k8s import Kube, load_config
-from gpurental.models import GROUP
-from gpurental.observed import FINALIZER, LABEL_MANAGED_BY, MANAGED_BY
-from gpurental.reconciler import Controller, Settings
+from gpurental.options import DEFAULTS, Options
+from gpurental.reconciler import Controller
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +42,9 @@ class LevelBasedDiffBase(kopf.AnnotationsDiffBaseStorage):
 
 def configure(settings: kopf.OperatorSettings) -> None:
     """kopf's settings, each chosen on purpose."""
-    # kopf's finalizer must differ from the reconciler's own (FINALIZER): kopf strips *its*
-    # finalizer from objects that have no deletion handlers, and this operator has none (it
-    # settles deletions level-based). Sharing the name made kopf undo every add. Under our
-    # prefix, so anything kopf ever adds is recognisably ours.
-    settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
-    assert settings.persistence.finalizer != FINALIZER
+    # kopf's finalizer is not the reconciler's settlement finalizer (constants.KOPF_FINALIZER
+    # says why), and lives under our prefix so anything kopf adds is recognisably ours.
+    settings.persistence.finalizer = KOPF_FINALIZER
     # kopf keeps handler progress and a diff-base in annotations only for change-detecting
     # handlers, which this operator does not use (it is level-based over on.event), so the
     # diff-base builds nothing (LevelBasedDiffBase). Should one be added, both write under our
@@ -86,14 +82,14 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.networking.connect_timeout = 10
 
 
-def configure_webhook(settings: kopf.OperatorSettings, options: dict[str, Any]) -> None:
+def configure_webhook(settings: kopf.OperatorSettings, options: Options) -> None:
     """Serve the validating webhook with the mounted certificate, if asked to."""
-    if options.get("webhook_port") is None:
+    if options.webhook_port is None or options.webhook_cert_dir is None:
         return
-    cert_dir = Path(options["webhook_cert_dir"])
+    cert_dir = Path(options.webhook_cert_dir)
     # kopf re-reads the files when they change, so cert-manager's renewals need no restart.
     settings.admission.server = kopf.WebhookServer(
-        addr=options.get("webhook_address") or None, port=int(options["webhook_port"]),
+        addr=options.webhook_address or None, port=options.webhook_port,
         certfile=cert_dir / "tls.crt", pkeyfile=cert_dir / "tls.key")
     # The chart owns the ValidatingWebhookConfiguration (cert-manager injects its caBundle);
     # kopf managing one too would need cluster-wide write access to webhook configurations.
@@ -103,30 +99,20 @@ def configure_webhook(settings: kopf.OperatorSettings, options: dict[str, Any]) 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
-    options = memo.get("options") or {}
+    # `kopf run -m gpurental.main` (no console script) runs with the defaults.
+    options: Options = memo.get("options") or DEFAULTS
     configure_webhook(settings, options)
-    controller = Controller(
-        Kube(load_config(), threads=int(options.get("api_threads", 16))),
-        clock_from_env(),
-        Settings(
-            metering_interval=float(options.get("metering_interval", 30)),
-            provisioning_timeout=int(options.get("provisioning_timeout", 600)),
-            on_demand_priority_class=options.get("on_demand_priority_class"),
-            interruptible_priority_class=options.get("interruptible_priority_class"),
-            sshd_image=str(options.get("sshd_image") or DEFAULT_SSHD_IMAGE),
-        ),
-    )
+    controller = Controller(Kube(load_config(), threads=options.api_threads), clock_from_env(),
+                            options)
     memo.controller = controller
     metrics.register_world(lambda: controller.world)
     memo.tasks = [asyncio.create_task(controller.run(), name="controller")]
-    if options.get("prometheus_url"):
-        watch = IdleWatch(controller, str(options["prometheus_url"]),
-                          float(options.get("idle_check_interval") or 60))
+    if options.prometheus_url:
+        watch = IdleWatch(controller, options.prometheus_url, options.idle_check_interval)
         memo.tasks.append(asyncio.create_task(watch.run(), name="idle-watch"))
-    port = options.get("metrics_port", 8080)
-    if port is not None:
+    if options.metrics_port is not None:
         task = memo.tasks[0]
-        memo.health = await health.serve(int(port), lambda: not task.done())
+        memo.health = await health.serve(options.metrics_port, lambda: not task.done())
 
 
 @kopf.on.cleanup()

@@ -172,7 +172,7 @@ def refresh(status: dict[str, Any], now: datetime, prepaid: int | None) -> None:
         status["storageChargeCents"] = storage
     status["totalChargeCents"] = gpu + storage
     status["ranFor"] = durations.format_duration(seconds)
-    status["totalCharge"] = f"${Decimal(gpu + storage) / 100:.2f}"
+    status["totalCharge"] = billing.dollars(gpu + storage)
     status["lastHeartbeatAt"] = format_ts(now)
     _refresh_expiry(status, prepaid, seconds)
 

@@ -16,10 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gpurental import billing, durations
 
-GROUP = "gpurental.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-
 
 class Phase(StrEnum):
     PENDING = "Pending"

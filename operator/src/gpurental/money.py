@@ -15,9 +15,10 @@ from typing import Any
 
 from gpurental import billing, durations, meter
 from gpurental.clock import format_ts, parse_ts
-from gpurental.lifecycle import DesiredState, Hold
+from gpurental.holds import Hold
 from gpurental.models import (
     ConditionType,
+    DesiredState,
     ExhaustAction,
     OfferSpec,
     RentalSpec,
@@ -45,6 +46,25 @@ class WalletReading:
         return self.spent_cents >= self.budget_cents
 
 
+@dataclass(frozen=True)
+class Wallet:
+    """A wallet as a rental's pass sees it: its spec, its live reading, and the rentals its
+    settlement ledger already holds (those are charged through the ledger, once)."""
+
+    name: str
+    spec: WalletSpec
+    reading: WalletReading
+    settled_uids: frozenset[str] = frozenset()
+
+    @property
+    def exhausted(self) -> bool:
+        return self.reading.exhausted
+
+
+def settled_uids(wallet_status: dict[str, Any]) -> frozenset[str]:
+    return frozenset(e.get("rentalUid", "") for e in wallet_status.get("settlements") or ())
+
+
 def _meter(status: dict[str, Any], accrued: str, since: str) -> billing.Meter:
     start = status.get(since)
     return billing.Meter(accrued_seconds=int(status.get(accrued) or 0),
@@ -69,7 +89,7 @@ def read_wallet(spec: WalletSpec, wallet_status: dict[str, Any],
 
     A rental already in the settlement ledger (deleted, finalizer not yet released) is counted
     once, through the ledger."""
-    settled = {e.get("rentalUid") for e in wallet_status.get("settlements") or ()}
+    settled = settled_uids(wallet_status)
     spent = int(wallet_status.get("settledCents") or 0)
     running: list[tuple[billing.Meter, Decimal]] = []
     for rental in rentals:
@@ -95,41 +115,41 @@ def prepaid_seconds(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec |
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Assessment:
     hold: Hold | None = None
     renew_seconds: int = 0  # an approved auto-renewal adds this much prepaid time
     prepaid_seconds: int | None = None
 
 
-def judge(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
-          wallet: tuple[WalletSpec, WalletReading] | None, now: datetime) -> Verdict:
+def assess(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
+          wallet: Wallet | None, now: datetime) -> Assessment:
     """Whether money holds the rental below its desired state, or renews it."""
     prepaid = prepaid_seconds(spec, status, offer)
-    if wallet is not None and wallet[1].exhausted:
-        wallet_spec, reading = wallet
-        message = (f"the wallet ran out: spent ${Decimal(reading.spent_cents) / 100:.2f} of "
-                   f"${Decimal(reading.budget_cents) / 100:.2f}")
-        hold = Hold(_ACTION_STATE[wallet_spec.on_exhausted], "BudgetExhausted", message)
-        return Verdict(hold=hold, prepaid_seconds=prepaid)
+    if wallet is not None and wallet.exhausted:
+        reading = wallet.reading
+        message = (f"the wallet ran out: spent {billing.dollars(reading.spent_cents)} of "
+                   f"{billing.dollars(reading.budget_cents)}")
+        hold = Hold(_ACTION_STATE[wallet.spec.on_exhausted], "BudgetExhausted", message)
+        return Assessment(hold=hold, prepaid_seconds=prepaid)
     billed = meter.seconds_billed(status, now)
     if prepaid is None or billed < prepaid:
-        return Verdict(prepaid_seconds=prepaid)
+        return Assessment(prepaid_seconds=prepaid)
     added = _renewal(spec, status, offer, wallet, billed) if spec.auto_renew else 0
     if added:
-        return Verdict(renew_seconds=added, prepaid_seconds=prepaid)
+        return Assessment(renew_seconds=added, prepaid_seconds=prepaid)
     message = f"the prepaid {durations.format_duration_exact(prepaid)} of running time ran out"
-    return Verdict(hold=Hold(_ACTION_STATE[spec.on_expiry], "Expired", message),
+    return Assessment(hold=Hold(_ACTION_STATE[spec.on_expiry], "Expired", message),
                    prepaid_seconds=prepaid)
 
 
 def _renewal(spec: RentalSpec, status: dict[str, Any], offer: OfferSpec | None,
-             wallet: tuple[WalletSpec, WalletReading] | None, billed: int) -> int:
+             wallet: Wallet | None, billed: int) -> int:
     """Seconds one more renewal adds, if the wallet covers them at the locked rate; else 0."""
     max_duration = offer.max_duration if offer is not None else None
     added = billing.renewal_seconds(spec.duration, int(status.get("renewedSeconds") or 0),
                                     max_duration)
     rate = Decimal(status.get("ratePerHour") or 0)
-    remaining = wallet[1].remaining_cents if wallet is not None else None
+    remaining = wallet.reading.remaining_cents if wallet is not None else None
     return added if billing.renewal_covered(remaining, billed, added, rate) else 0
 
 
@@ -151,10 +171,6 @@ WALLET_MOVING_FIELDS = frozenset({"spentCents", "remainingCents", "spent", "rema
                                   "lastUpdatedAt"})
 
 
-def dollars(cents: int) -> str:
-    return f"${Decimal(cents) / 100:.2f}"
-
-
 def wallet_status(old: dict[str, Any], reading: WalletReading, generation: int,
                   now: datetime) -> dict[str, Any]:
     """The wallet's status for `reading`: integer cents for machines, dollars for people."""
@@ -167,13 +183,14 @@ def wallet_status(old: dict[str, Any], reading: WalletReading, generation: int,
         "burnCentsPerHour": reading.burn_cents_per_hour,
         "exhausted": reading.exhausted,
         "exhaustsAt": _exhausts_at(old, reading),
-        "spent": dollars(reading.spent_cents),
-        "remaining": dollars(reading.remaining_cents),
-        "burnPerHour": f"{dollars(reading.burn_cents_per_hour)}/h",
+        "spent": billing.dollars(reading.spent_cents),
+        "remaining": billing.dollars(reading.remaining_cents),
+        "burnPerHour": f"{billing.dollars(reading.burn_cents_per_hour)}/h",
         "lastUpdatedAt": format_ts(now),
     })
-    message = (f"spent {dollars(reading.spent_cents)} of {dollars(reading.budget_cents)}"
-               if reading.exhausted else f"{dollars(reading.remaining_cents)} left")
+    spent, budget = billing.dollars(reading.spent_cents), billing.dollars(reading.budget_cents)
+    left = billing.dollars(reading.remaining_cents)
+    message = f"spent {spent} of {budget}" if reading.exhausted else f"{left} left"
     status["conditions"] = set_condition(
         list(old.get("conditions") or []), ConditionType.BUDGET_EXHAUSTED.value,
         reading.exhausted, "BudgetExhausted" if reading.exhausted else "BudgetAvailable",

@@ -11,15 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from gpurental.clock import parse_ts
+from gpurental.constants import WORKLOAD_CONTAINER
 from gpurental.models import RentalSpec, SpecError, parse_spec
-
-MANAGED_BY = "gpu-rental-operator"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_RENTAL = "gpurental.dev/rental"
-LABEL_RENTAL_UID = "gpurental.dev/rental-uid"
-LABEL_OFFER = "gpurental.dev/offer"
-FINALIZER = "gpurental.dev/settlement"
-WORKLOAD_CONTAINER = "workload"
 
 
 def _ts(value: Any) -> datetime | None:

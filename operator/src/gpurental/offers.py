@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from gpurental.clock import format_ts
+from gpurental.constants import OFFERS
 from gpurental.k8s import Conflict
 from gpurental.models import OfferSpec, SpecError, parse_spec, set_condition, status_merge_patch
 from gpurental.workqueue import WorkQueue
@@ -66,4 +67,4 @@ class OfferReconciler:
         patch = status_merge_patch(old, new)
         if patch:
             ctl.world.offers[name] = await ctl.kube.patch_status(
-                "gpuoffers", None, name, patch, body["metadata"].get("resourceVersion"))
+                OFFERS, None, name, patch, body["metadata"].get("resourceVersion"))

@@ -21,12 +21,13 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from gpurental import builders, disruptions, idle, lifecycle, meter, metrics, money, settlement
+from gpurental import disruptions, idle, lifecycle, meter, metrics, money, settlement
 from gpurental.clock import Clock, parse_ts
+from gpurental.constants import API_VERSION, FINALIZER, RENTALS
+from gpurental.holds import Hold
 from gpurental.k8s import Conflict, Kube
-from gpurental.lifecycle import Action, ActionKind, Context, Plan, WalletView
+from gpurental.lifecycle import Action, ActionKind, Context, Plan
 from gpurental.models import (
-    API_VERSION,
     OfferSpec,
     Phase,
     SpecError,
@@ -34,8 +35,9 @@ from gpurental.models import (
     parse_spec,
     status_merge_patch,
 )
-from gpurental.observed import FINALIZER, NodeLoss, RentalView
+from gpurental.observed import NodeLoss, RentalView
 from gpurental.offers import OfferReconciler
+from gpurental.options import Options
 from gpurental.wallets import WalletReconciler
 from gpurental.workqueue import WorkQueue
 from gpurental.world import EchoFilter, Key, World
@@ -51,24 +53,8 @@ _CHILD_KINDS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    metering_interval: float = 30.0
-    provisioning_timeout: int = 600
-    workers: int = 32
-    on_demand_priority_class: str | None = None
-    interruptible_priority_class: str | None = None
-
-    def priority_class(self, offer: OfferSpec | None) -> str | None:
-        if offer is None:
-            return None
-        return (self.interruptible_priority_class if offer.interruptible
-                else self.on_demand_priority_class)
-    sshd_image: str = builders.DEFAULT_SSHD_IMAGE
-
-
 class Controller:
-    def __init__(self, kube: Kube, clock: Clock, settings: Settings) -> None:
+    def __init__(self, kube: Kube, clock: Clock, settings: Options) -> None:
         self.kube = kube
         self.clock = clock
         self.settings = settings
@@ -271,33 +257,32 @@ class Controller:
         now = self.clock.now()
         offer, offer_error = self.offer(str(view.spec.get("offer", "")))
         wallet = self.wallet(view.namespace, view.spec.get("wallet"), now)
-        verdict = self._verdict(view, offer, wallet, now)
+        assessment = self._assess(view, offer, wallet, now)
         return Context(
             now=now,
             offer=offer,
             offer_error=offer_error,
-            wallet=_wallet_view(wallet),
+            wallet=wallet,
             provisioning_timeout=self.settings.provisioning_timeout,
             heartbeat=self._heartbeat_due(view, now),
-            hold=verdict.hold or self._idle_hold(view, offer),
-            renew_seconds=verdict.renew_seconds,
-            prepaid_seconds=verdict.prepaid_seconds,
+            hold=assessment.hold or self._idle_hold(view, offer),
+            renew_seconds=assessment.renew_seconds,
+            prepaid_seconds=assessment.prepaid_seconds,
             wallet_exhausts_at=wallet.reading.exhausts_at if wallet else None,
             priority_class=self.settings.priority_class(offer),
             sshd_image=self.settings.sshd_image,
         )
 
     @staticmethod
-    def _verdict(view: RentalView, offer: OfferSpec | None, wallet: WalletState | None,
-                 now: datetime) -> money.Verdict:
+    def _assess(view: RentalView, offer: OfferSpec | None, wallet: money.Wallet | None,
+                 now: datetime) -> money.Assessment:
         try:
             spec = view.parsed_spec()
         except SpecError:
-            return money.Verdict()  # lifecycle reports the bad spec itself
-        reading = (wallet.spec, wallet.reading) if wallet is not None else None
-        return money.judge(spec, view.status, offer, reading, now)
+            return money.Assessment()  # lifecycle reports the bad spec itself
+        return money.assess(spec, view.status, offer, wallet, now)
 
-    def _idle_hold(self, view: RentalView, offer: OfferSpec | None) -> lifecycle.Hold | None:
+    def _idle_hold(self, view: RentalView, offer: OfferSpec | None) -> Hold | None:
         """An idle pause, recorded in status or just found; money's holds take precedence."""
         try:
             policy = idle.effective_policy(view.parsed_spec(), offer)
@@ -314,7 +299,7 @@ class Controller:
         except SpecError as exc:
             return None, f'GpuOffer "{name}" is invalid: {exc}'
 
-    def wallet(self, namespace: str, name: Any, now: datetime) -> WalletState | None:
+    def wallet(self, namespace: str, name: Any, now: datetime) -> money.Wallet | None:
         """A wallet's spec and live reading, computed from the cache (not from its status,
         which may lag by a write): the budget pause must not wait for a round trip."""
         if not name:
@@ -329,8 +314,8 @@ class Controller:
         rentals = [r for k in self.world.rentals_of_wallet((namespace, str(name)))
                    if (r := self.world.rental(k)) is not None]
         status = body.get("status") or {}
-        return WalletState(str(name), spec, status,
-                           money.read_wallet(spec, status, rentals, now))
+        return money.Wallet(str(name), spec, money.read_wallet(spec, status, rentals, now),
+                            money.settled_uids(status))
 
     def _heartbeat_due(self, view: RentalView, now: datetime) -> bool:
         if not meter.is_open(view.status):
@@ -399,7 +384,7 @@ class Controller:
         if not patch:
             return view
         body = await self.kube.patch_status(
-            "gpurentals", view.namespace, view.name, patch,
+            RENTALS, view.namespace, view.name, patch,
             self.world.rental_version(view.key))
         self._observe_transition(view, plan.status)
         return self._cache(view, body)
@@ -482,18 +467,3 @@ class Controller:
 
     async def _remove_finalizer(self, view: RentalView, action: Action) -> None:
         await self.kube.remove_finalizer(view.namespace, view.name, FINALIZER, view.finalizers)
-
-
-@dataclasses.dataclass(frozen=True)
-class WalletState:
-    name: str
-    spec: WalletSpec
-    status: dict[str, Any]
-    reading: money.WalletReading
-
-
-def _wallet_view(wallet: WalletState | None) -> WalletView | None:
-    if wallet is None:
-        return None
-    settled = frozenset(e.get("rentalUid", "") for e in wallet.status.get("settlements") or ())
-    return WalletView(name=wallet.name, exhausted=wallet.reading.exhausted, settled_uids=settled)

@@ -15,6 +15,7 @@ from typing import Any
 
 from gpurental import meter
 from gpurental.clock import format_ts
+from gpurental.constants import WALLETS
 from gpurental.k8s import Conflict, Kube
 from gpurental.observed import RentalView
 from gpurental.world import World
@@ -46,7 +47,7 @@ async def settle_deleted_rental(
         }
         try:
             updated = await kube.patch_status(
-                "wallets", view.namespace, wallet, patch,
+                WALLETS, view.namespace, wallet, patch,
                 body["metadata"].get("resourceVersion"))
         except Conflict:
             continue

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from gpurental import money
 from gpurental.clock import parse_ts
+from gpurental.constants import WALLETS
 from gpurental.k8s import Conflict
 from gpurental.models import status_merge_patch
 from gpurental.workqueue import WorkQueue
@@ -67,7 +68,7 @@ class WalletReconciler:
         new = money.wallet_status(old, state.reading, generation, now)
         if money.wallet_changed(old, new) or self._spent_due(old, state.reading):
             updated = await ctl.kube.patch_status(
-                "wallets", key[0], key[1], status_merge_patch(old, new),
+                WALLETS, key[0], key[1], status_merge_patch(old, new),
                 body["metadata"].get("resourceVersion"))
             ctl.world.wallets[key] = updated
             self.echoes.wrote(key, updated)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpurental.builders import ANNOTATION_KEYS_DIGEST
+from gpurental.constants import ANNOTATION_KEYS_DIGEST
 from gpurental.observed import (
     Children,
     IngressView,

@@ -12,13 +12,13 @@ from typing import Any
 import kopf
 
 from gpurental.admission import check_rental
-from gpurental.models import GROUP, VERSION
+from gpurental.constants import GROUP, RENTALS, VERSION
 
 # The webhook's URL path is this id: kopf routes `/<id>` to this handler alone.
 HANDLER_ID = "validate-gpurental"
 
 
-@kopf.on.validate(GROUP, VERSION, "gpurentals", id=HANDLER_ID,
+@kopf.on.validate(GROUP, VERSION, RENTALS, id=HANDLER_ID,
                   operations=["CREATE", "UPDATE"])
 async def validate_rental(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     operation, old = kwargs.get("operation") or "", kwargs.get("old")

@@ -6,15 +6,15 @@ from typing import Any
 
 import kopf
 
-from gpurental.models import GROUP, VERSION
+from gpurental.constants import GROUP, OFFERS, VERSION, WALLETS
 
 
-@kopf.index(GROUP, VERSION, "gpuoffers")
+@kopf.index(GROUP, VERSION, OFFERS)
 async def cache_offer(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.offer_seen(dict(body))
 
 
-@kopf.on.event(GROUP, VERSION, "gpuoffers")
+@kopf.on.event(GROUP, VERSION, OFFERS)
 async def offer_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
                      **_: Any) -> None:
     keys = memo.controller.offer_seen(dict(body), deleted=event["type"] == "DELETED")
@@ -23,12 +23,12 @@ async def offer_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
         memo.controller.offer_status.enqueue(body["metadata"]["name"])
 
 
-@kopf.index(GROUP, VERSION, "wallets")
+@kopf.index(GROUP, VERSION, WALLETS)
 async def cache_wallet(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.wallet_seen(dict(body))
 
 
-@kopf.on.event(GROUP, VERSION, "wallets")
+@kopf.on.event(GROUP, VERSION, WALLETS)
 async def wallet_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
                       **_: Any) -> None:
     deleted = event["type"] == "DELETED"

@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from gpurental.observed import LABEL_MANAGED_BY, MANAGED_BY
+from gpurental.constants import LABEL_MANAGED_BY, MANAGED_BY
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 KINDS = {("", "pods"): "Pod", ("", "persistentvolumeclaims"): "PersistentVolumeClaim",

@@ -28,9 +28,9 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from gpurental import billing, durations
 from gpurental.clock import clock_from_env, format_ts, parse_ts
+from gpurental.constants import GROUP, OFFERS, RENTALS, VERSION, WALLETS
 from gpurental.plugin import connect, meter, render
 
-GROUP, VERSION, PLURAL = "gpurental.dev", "v1alpha1", "gpurentals"
 MERGE = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
 
@@ -67,9 +67,9 @@ class Ctx:
 
     def get(self, name: str) -> Obj:
         return _obj(self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name))
+            GROUP, VERSION, self.namespace, RENTALS, name))
 
-    def list(self, plural: str = PLURAL, selector: str | None = None) -> list[Obj]:
+    def list(self, plural: str = RENTALS, selector: str | None = None) -> list[Obj]:
         kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
         if self.all_namespaces:
             body = _obj(self.custom.list_cluster_custom_object(GROUP, VERSION, plural,
@@ -81,7 +81,7 @@ class Ctx:
 
     def offers(self) -> dict[str, Obj]:
         try:
-            body = _obj(self.custom.list_cluster_custom_object(GROUP, VERSION, "gpuoffers"))
+            body = _obj(self.custom.list_cluster_custom_object(GROUP, VERSION, OFFERS))
         except ApiException as exc:
             if exc.status in (401, 403, 404):
                 return {}  # a tenant may not read the catalog; fall back to status
@@ -90,7 +90,7 @@ class Ctx:
 
     def offer(self, name: str) -> Obj | None:
         try:
-            return _obj(self.custom.get_cluster_custom_object(GROUP, VERSION, "gpuoffers", name))
+            return _obj(self.custom.get_cluster_custom_object(GROUP, VERSION, OFFERS, name))
         except ApiException as exc:
             if exc.status in (401, 403, 404):
                 return None
@@ -102,11 +102,11 @@ class Ctx:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         return _obj(self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace or self.namespace, PLURAL, name, body,
+            GROUP, VERSION, namespace or self.namespace, RENTALS, name, body,
             _content_type=MERGE))
 
     def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, RENTALS, name)
 
 
 def _obj(value: Any) -> Obj:
@@ -238,7 +238,7 @@ def list_row(obj: Obj, offers: dict[str, Obj], now: datetime, wide: bool,
     reading = meter.read(status, now)
     row = [_name(obj), meter.phase_text(obj), str(spec.get("offer") or render.NONE),
            gpus_text(obj, offers), render.rate(meter.rate_of(status)),
-           durations.format_duration(reading.seconds), render.dollars(reading.charged_cents),
+           durations.format_duration(reading.seconds), billing.dollars(reading.charged_cents),
            render.age(obj["metadata"].get("creationTimestamp"), now)]
     if wide:
         row += [str(status.get("ssh") or render.NONE), str(status.get("expiresAt") or render.NONE),
@@ -573,13 +573,13 @@ SUMMARY_HEADERS = ["ACTIVE INSTANCES", "HOURLY BURN", "SPEND"]
 
 def _summary_row(part: meter.Summary) -> list[str]:
     return [str(part.active_instances), render.rate(part.hourly_burn),
-            render.dollars(part.spend_cents)]
+            billing.dollars(part.spend_cents)]
 
 
 def cmd_summary(ctx: Ctx) -> int:
     rentals = ctx.list(selector=ctx.args.selector)
     try:
-        wallets = [] if ctx.args.selector else ctx.list("wallets")
+        wallets = [] if ctx.args.selector else ctx.list(WALLETS)
     except ApiException as exc:
         if exc.status not in (401, 403):
             raise

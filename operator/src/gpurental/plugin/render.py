@@ -14,9 +14,9 @@ from typing import Any
 
 from gpurental import durations
 from gpurental.clock import parse_ts
+from gpurental.constants import GROUP, RENTALS
 
-GROUP = "gpurental.dev"
-RESOURCE = f"gpurentals.{GROUP}"  # kubectl's "gpurentals.gpurental.dev" in error messages
+RESOURCE = f"{RENTALS}.{GROUP}"  # kubectl's "gpurentals.gpurental.dev" in error messages
 KIND_REF = f"gpurental.{GROUP}"  # kubectl's "gpurental.gpurental.dev/NAME" lines
 NONE = "<none>"
 
@@ -34,13 +34,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
                  for i, cell in enumerate(row[:-1])]
         lines.append("".join(cells) + row[-1])
     return "\n".join(line.rstrip() if line.strip() else line for line in lines)
-
-
-def dollars(cents: int) -> str:
-    """``$1.23`` from integer cents (exact, no float)."""
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
-    return f"{sign}${whole}.{rest:02d}"
 
 
 def decimal_text(amount: Decimal) -> str:
