@@ -65,6 +65,9 @@ EXPORTED_METRICS: dict[str, Metric] = {
         "histogram", ("result",), "Time to reconcile one rental."
     ),
     "gpurental_reconcile_errors_total": Metric("counter", (), "Reconciles that raised."),
+    "gpurental_work_retries_total": Metric(
+        "counter", ("queue",), "Keys re-queued with backoff after a failed pass, per work queue."
+    ),
     "gpurental_api_errors_total": Metric(
         "counter", ("verb", "code"), "Kubernetes API calls that failed."
     ),

@@ -3,8 +3,9 @@
 Owns the I/O around the pure `idle` module: every `interval` seconds it groups the running
 rentals whose idle window has fully elapsed by (metric, window), sends two instant queries per
 group (the window's peak and its gap check, for all of the group's pods at once), judges each
-rental and hands the IDLE findings to the controller, which applies the hold on the rental's
-next pass. One asyncio task for all rentals, never one per rental.
+rental and publishes the IDLE findings (replacing the shared findings map the rentals' passes
+read), then wakes the newly idle rentals, whose next pass applies the hold. One asyncio task
+for all rentals, never one per rental.
 
 Never pauses anything itself and never writes to the API: a failed or partial query leaves the
 rentals it covered without a finding, i.e. not idle.
@@ -15,19 +16,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
-from gpurental import idle
+from gpurental import context, idle
+from gpurental.clock import Clock
+from gpurental.context import IdleFindings
 from gpurental.models import Phase, RentalSpec, SpecError
 from gpurental.observed import RentalView
-
-if TYPE_CHECKING:
-    from gpurental.reconciler import Controller
+from gpurental.world import Key, World
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,12 @@ CHUNK = 200
 
 
 class IdleWatch:
-    def __init__(self, controller: Controller, prometheus_url: str, interval: float) -> None:
-        self.controller = controller
+    def __init__(self, world: World, clock: Clock, findings: IdleFindings,
+                 wake: Callable[[Key], None], prometheus_url: str, interval: float) -> None:
+        self.world = world
+        self.clock = clock
+        self.findings = findings  # read by the rentals' passes; replaced whole each round
+        self._wake = wake
         self.url = prometheus_url.rstrip("/") + "/api/v1/query"
         self.interval = interval
 
@@ -49,25 +54,26 @@ class IdleWatch:
                     await self.check(session)
                 except Exception as exc:  # the loop must outlive any one bad answer
                     log.warning("idle check failed: %s", exc)
-                    self.controller.idle_findings = {}
+                    self.findings.clear()
                 await asyncio.sleep(self.interval)
 
     async def check(self, session: aiohttp.ClientSession) -> None:
         """One round: judge every due rental, publish the IDLE findings, queue those rentals."""
-        now = self.controller.clock.now()
+        now = self.clock.now()
         findings: dict[tuple[str, str], idle.Finding] = {}
         for (metric, _window), members in self._groups(now).items():
             for chunk in _chunks(members, CHUNK):
                 findings.update(await self._judge(session, metric, chunk, now))
-        fresh = [key for key in findings if key not in self.controller.idle_findings]
-        self.controller.idle_findings = findings
+        fresh = [key for key in findings if key not in self.findings]
+        self.findings.clear()
+        self.findings.update(findings)
         for key in fresh:
             log.info("%s/%s: %s", *key, findings[key].message)
-            self.controller.queue.add(key)
+            self._wake(key)
 
     def _groups(self, now: datetime) -> dict[tuple[idle.Metric, int], list[_Candidate]]:
         groups: dict[tuple[idle.Metric, int], list[_Candidate]] = defaultdict(list)
-        for entry in list(self.controller.world.rentals.values()):
+        for entry in list(self.world.rentals.values()):
             candidate = self._candidate(entry.view, now)
             if candidate is not None:
                 groups[(candidate.metric, candidate.policy.window)].append(candidate)
@@ -81,7 +87,7 @@ class IdleWatch:
             spec = view.parsed_spec()
         except SpecError:
             return None
-        offer, _ = self.controller.offer(spec.offer)
+        offer, _ = context.offer_of(self.world, spec.offer)
         policy = idle.effective_policy(spec, offer)
         if policy is None or not idle.due(policy, status.get("runningSince"), now):
             return None

@@ -17,11 +17,11 @@ import kopf
 from gpurental import health, metrics
 from gpurental.clock import clock_from_env
 from gpurental.constants import GROUP, KOPF_FINALIZER, LABEL_MANAGED_BY, MANAGED_BY
+from gpurental.controller import Controller
 from gpurental.handlers import catalog, children, nodes, rentals  # noqa: F401  (registers handlers)
 from gpurental.idle_watch import IdleWatch
 from gpurental.k8s import Kube, load_config
 from gpurental.options import DEFAULTS, Options
-from gpurental.reconciler import Controller
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     metrics.register_world(lambda: controller.world)
     memo.tasks = [asyncio.create_task(controller.run(), name="controller")]
     if options.prometheus_url:
-        watch = IdleWatch(controller, options.prometheus_url, options.idle_check_interval)
+        watch = IdleWatch(controller.world, controller.clock, controller.idle_findings,
+                          controller.queue.add, options.prometheus_url,
+                          options.idle_check_interval)
         memo.tasks.append(asyncio.create_task(watch.run(), name="idle-watch"))
     if options.metrics_port is not None:
         task = memo.tasks[0]

@@ -12,14 +12,16 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from gpurental.world import World
+from gpurental import disruptions
+from gpurental.models import Phase
+from gpurental.observed import RentalView
+from gpurental.world import World
 
 _FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -41,6 +43,10 @@ RECONCILE_DURATION = Histogram(
     buckets=_FAST,
 )
 RECONCILE_ERRORS = Counter("gpurental_reconcile_errors", "Reconcile passes that raised.")
+WORK_RETRIES = Counter(
+    "gpurental_work_retries", "Keys re-queued with backoff after a failed pass, per work queue.",
+    ["queue"],
+)
 API_ERRORS = Counter(
     "gpurental_api_errors", "Kubernetes API calls that failed.", ["verb", "code"],
 )
@@ -198,3 +204,34 @@ class ChargeTracker:
 
 def register_world(world: Callable[[], World | None]) -> None:
     REGISTRY.register(WorldCollector(world))
+
+
+def observe_transition(charges: ChargeTracker, view: RentalView, status: dict[str, Any]
+                       ) -> None:
+    """Count what a rental's status write changed: its phase, an idle pause, a disruption,
+    and the cents charged since the last reading."""
+    old, new = view.status.get("phase") or "Pending", status.get("phase") or "Pending"
+    offer = str(view.spec.get("offer", ""))
+    if old != new:
+        TRANSITIONS.labels(namespace=view.namespace, from_phase=old, to_phase=new).inc()
+        if new == Phase.FAILED:
+            PROVISIONING_FAILURES.labels(
+                namespace=view.namespace, offer=offer,
+                reason=failure_reason(str(status.get("message", "")))).inc()
+    if (status.get("idlePausedGeneration") is not None
+            and view.status.get("idlePausedGeneration") is None):
+        IDLE_PAUSES.labels(namespace=view.namespace, offer=offer).inc()
+    _observe_disruption(view, offer, status)
+    charges.observe_status(view.uid, view.namespace, offer, status)
+
+
+def _observe_disruption(view: RentalView, offer: str, status: dict[str, Any]) -> None:
+    new, old = status.get("disruption") or {}, view.status.get("disruption") or {}
+    reason = new.get("reason")
+    if reason in disruptions.REASONS and new.get("podUid") != old.get("podUid"):
+        DISRUPTIONS.labels(namespace=view.namespace, offer=offer, reason=reason).inc()
+        if reason == disruptions.PREEMPTED:
+            INTERRUPTIONS.labels(namespace=view.namespace, offer=offer).inc()
+    if status.get("lostClaim") and not view.status.get("lostClaim"):
+        DISRUPTIONS.labels(namespace=view.namespace, offer=offer,
+                           reason=disruptions.VOLUME_LOST).inc()

@@ -7,19 +7,13 @@ condition) and that it has seen the latest generation, which GitOps health check
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gpurental.clock import format_ts
+from gpurental.clock import Clock, format_ts
 from gpurental.constants import OFFERS
-from gpurental.k8s import Conflict
+from gpurental.k8s import Kube
 from gpurental.models import OfferSpec, SpecError, parse_spec, set_condition, status_merge_patch
-from gpurental.workqueue import WorkQueue
-
-if TYPE_CHECKING:
-    from gpurental.reconciler import Controller
-
-log = logging.getLogger(__name__)
+from gpurental.world import World
 
 
 def offer_status(body: dict[str, Any], now: str) -> dict[str, Any]:
@@ -37,34 +31,18 @@ def offer_status(body: dict[str, Any], now: str) -> dict[str, Any]:
 
 
 class OfferReconciler:
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-        self.queue: WorkQueue[str] = WorkQueue(controller.clock.monotonic)
-
-    def enqueue(self, name: str) -> None:
-        self.queue.add(name)
-
-    async def run_worker(self) -> None:
-        while True:
-            name = await self.queue.get()
-            try:
-                await self.reconcile(name)
-            except Conflict:
-                self.queue.add(name, 0.05)
-            except Exception as exc:
-                log.warning("offer %s: %s; retrying", name, exc)
-                self.queue.add(name, 2.0)
-            finally:
-                self.queue.done(name)
+    def __init__(self, world: World, kube: Kube, clock: Clock) -> None:
+        self.world = world
+        self.kube = kube
+        self.clock = clock
 
     async def reconcile(self, name: str) -> None:
-        ctl = self.controller
-        body = ctl.world.offers.get(name)
+        body = self.world.offers.get(name)
         if body is None:
             return
         old = dict(body.get("status") or {})
-        new = offer_status(body, format_ts(ctl.clock.now()))
+        new = offer_status(body, format_ts(self.clock.now()))
         patch = status_merge_patch(old, new)
         if patch:
-            ctl.world.offers[name] = await ctl.kube.patch_status(
+            self.world.offers[name] = await self.kube.patch_status(
                 OFFERS, None, name, patch, body["metadata"].get("resourceVersion"))

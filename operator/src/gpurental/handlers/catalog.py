@@ -17,10 +17,7 @@ async def cache_offer(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, OFFERS)
 async def offer_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
                      **_: Any) -> None:
-    keys = memo.controller.offer_seen(dict(body), deleted=event["type"] == "DELETED")
-    memo.controller.enqueue(*keys)
-    if event["type"] != "DELETED":
-        memo.controller.offer_status.enqueue(body["metadata"]["name"])
+    memo.controller.offer_changed(dict(body), deleted=event["type"] == "DELETED")
 
 
 @kopf.index(GROUP, VERSION, WALLETS)
@@ -31,13 +28,4 @@ async def cache_wallet(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, WALLETS)
 async def wallet_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
                       **_: Any) -> None:
-    deleted = event["type"] == "DELETED"
-    keys = memo.controller.wallet_seen(dict(body), deleted=deleted)
-    meta = body["metadata"]
-    key = (meta["namespace"], meta["name"])
-    if deleted:
-        memo.controller.wallets.echoes.forget(key)
-        memo.controller.enqueue(*keys)
-    elif not memo.controller.wallets.echoes.is_echo(dict(body)):
-        memo.controller.enqueue(*keys)
-        memo.controller.wallets.enqueue(key)
+    memo.controller.wallet_changed(dict(body), deleted=event["type"] == "DELETED")
