@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpurental.models import DesiredState, OfferSpec, Phase, RentalSpec, SpecError, parse_spec
-
-Key = tuple[str, str]  # (namespace, name)
+from gpurental.observed import Key
 
 
 def check_rental(operation: str, rental: Mapping[str, Any], old: Mapping[str, Any] | None,

@@ -16,9 +16,9 @@ from gpurental import deadlines, idle, money
 from gpurental.holds import Hold
 from gpurental.lifecycle import Context
 from gpurental.models import OfferSpec, SpecError, WalletSpec, parse_spec
-from gpurental.observed import RentalView
+from gpurental.observed import Key, RentalView
 from gpurental.options import Options
-from gpurental.world import Key, World
+from gpurental.world import World
 
 IdleFindings = dict[Key, idle.Finding]  # the idle watch's latest IDLE findings
 

@@ -18,6 +18,7 @@ from gpurental.context import IdleFindings
 from gpurental.events import EventPoster
 from gpurental.execute import PlanExecutor
 from gpurental.k8s import Kube
+from gpurental.observed import Key
 from gpurental.offers import OfferReconciler
 from gpurental.options import Options
 from gpurental.reconciler import RentalReconciler
@@ -25,7 +26,7 @@ from gpurental.stops import StopRequests
 from gpurental.wallets import WalletReconciler
 from gpurental.worker import WorkLoop
 from gpurental.workqueue import WorkQueue
-from gpurental.world import EchoFilter, Key, World
+from gpurental.world import EchoFilter, World
 
 log = logging.getLogger(__name__)
 

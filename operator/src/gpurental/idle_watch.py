@@ -27,8 +27,8 @@ from gpurental import context, idle
 from gpurental.clock import Clock
 from gpurental.context import IdleFindings
 from gpurental.models import Phase, RentalSpec, SpecError
-from gpurental.observed import RentalView
-from gpurental.world import Key, World
+from gpurental.observed import Key, RentalView
+from gpurental.world import World
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from gpurental.clock import parse_ts
 from gpurental.constants import WORKLOAD_CONTAINER
 from gpurental.models import RentalSpec, SpecError, parse_spec
 
+Key = tuple[str, str]  # (namespace, name) of a namespaced object: a rental's, a wallet's
+
 
 def _ts(value: Any) -> datetime | None:
     return parse_ts(value) if value else None
@@ -279,7 +281,7 @@ class RentalView:
                                                    repr=False)
 
     @property
-    def key(self) -> tuple[str, str]:
+    def key(self) -> Key:
         return (self.namespace, self.name)
 
     def parsed_spec(self) -> RentalSpec:

@@ -19,10 +19,10 @@ from gpurental.context import IdleFindings
 from gpurental.execute import PlanExecutor
 from gpurental.k8s import Kube
 from gpurental.lifecycle import Context, Plan
-from gpurental.observed import NodeLoss, RentalView
+from gpurental.observed import Key, NodeLoss, RentalView
 from gpurental.options import Options
 from gpurental.stops import StopRequests
-from gpurental.world import Key, World
+from gpurental.world import World
 
 Schedule = Callable[[Key, float], None]
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gpurental import metrics
-from gpurental.observed import RentalView
-from gpurental.world import Key
+from gpurental.observed import Key, RentalView
 
 
 class StopRequests:

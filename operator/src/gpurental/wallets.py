@@ -16,7 +16,8 @@ from gpurental.clock import Clock
 from gpurental.constants import WALLETS
 from gpurental.k8s import Kube
 from gpurental.models import status_merge_patch
-from gpurental.world import EchoFilter, Key, World
+from gpurental.observed import Key
+from gpurental.world import EchoFilter, World
 
 
 class WalletReconciler:

@@ -22,6 +22,7 @@ from gpurental.constants import ANNOTATION_KEYS_DIGEST
 from gpurental.observed import (
     Children,
     IngressView,
+    Key,
     NodeLoss,
     NodeView,
     PodView,
@@ -31,8 +32,6 @@ from gpurental.observed import (
     ServiceView,
     controller_uid,
 )
-
-Key = tuple[str, str]  # (namespace, name)
 
 
 def _newer(candidate: str | None, cached: str | None) -> bool:
