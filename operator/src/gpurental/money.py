@@ -202,7 +202,7 @@ def _exhausts_at(old: dict[str, Any], reading: WalletReading) -> str | None:
     """When the money runs (or ran) out. Once exhausted it keeps the moment it ran out: the
     reading says "now" for an exhausted wallet, and a field moving every second would make
     each status write's own watch event trigger the next write (one write a second, forever,
-    per exhausted wallet - found by the benchmark)."""
+    per exhausted wallet)."""
     if reading.exhausted and old.get("exhausted") and old.get("exhaustsAt"):
         return str(old["exhaustsAt"])
     return format_ts(reading.exhausts_at) if reading.exhausts_at else None

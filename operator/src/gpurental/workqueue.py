@@ -31,8 +31,8 @@ class WorkQueue(Generic[K]):
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
         # Only the worker holding this lock watches the clock; the others wait on the lock,
-        # which hands over to one of them at a time. Without it every add() woke all workers
-        # (32 of them, at every heartbeat of ten thousand rentals) to find nothing to do.
+        # which hands over to one of them at a time: an add() wakes one worker, never all of
+        # them (32, at every heartbeat of ten thousand rentals) to find nothing to do.
         self._leader = asyncio.Lock()
 
     def __len__(self) -> int:

@@ -47,8 +47,8 @@ class EchoFilter:
     """Recognises the watch echo of the operator's own writes.
 
     A write's response carries the new resourceVersion; the watch event for that version
-    comes back later with nothing in it that the writer did not already act on. Re-queueing
-    on such echoes doubled the passes at steady state (every heartbeat came back)."""
+    comes back later with nothing in it that the writer did not already act on, so it is
+    not queued: at steady state every heartbeat write would otherwise cost a second pass."""
 
     def __init__(self) -> None:
         self._written: dict[Key, str] = {}  # key -> version of our latest write
@@ -252,8 +252,8 @@ class World:
 def _still_deleting(cached: _Entry | None, view: Any) -> Any:
     """Keep the operator's own delete mark over an event written before its DELETE landed
     (the kubelet's status patch can be newer than the cached version yet older than the
-    delete). Without it the next pass saw a pod that was already gone as running and billed
-    it up to then - found by the chaos faults test with dropped watches."""
+    delete): a pod the operator deleted is never seen as running again, so no pass bills
+    it past its DELETE even when the watch that carried the deletion was dropped."""
     old = cached.view if cached is not None else None
     if (old is not None and getattr(old, "deleting", False) and hasattr(view, "deleting")
             and not view.deleting and old.name == view.name
