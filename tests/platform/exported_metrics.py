@@ -65,6 +65,10 @@ EXPORTED_METRICS: dict[str, Metric] = {
         "histogram", ("result",), "Time to reconcile one rental."
     ),
     "gpurental_reconcile_errors_total": Metric("counter", (), "Reconciles that raised."),
+    "gpurental_gc_pause_seconds": Metric(
+        "histogram", ("generation",),
+        "Garbage collector pauses of the operator's event loop, per generation collected."
+    ),
     "gpurental_work_retries_total": Metric(
         "counter", ("queue",), "Keys re-queued with backoff after a failed pass, per work queue."
     ),

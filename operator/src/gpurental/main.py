@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from gpurental import health, metrics
+from gpurental import gc_tuning, health, metrics
 from gpurental.clock import clock_from_env
 from gpurental.constants import GROUP, KOPF_FINALIZER, LABEL_MANAGED_BY, MANAGED_BY
 from gpurental.controller import Controller
@@ -99,6 +99,7 @@ def configure_webhook(settings: kopf.OperatorSettings, options: Options) -> None
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
+    gc_tuning.install()
     # `kopf run -m gpurental.main` (no console script) runs with the defaults.
     options: Options = memo.get("options") or DEFAULTS
     configure_webhook(settings, options)
@@ -106,7 +107,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
                             options)
     memo.controller = controller
     metrics.register_world(lambda: controller.world)
-    memo.tasks = [asyncio.create_task(controller.run(), name="controller")]
+    memo.tasks = [asyncio.create_task(controller.run(), name="controller"),
+                  asyncio.create_task(gc_tuning.keep_tuned(), name="gc-tuning")]
     if options.prometheus_url:
         watch = IdleWatch(controller.world, controller.clock, controller.idle_findings,
                           controller.queue.add, options.prometheus_url,

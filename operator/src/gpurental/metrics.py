@@ -43,6 +43,11 @@ RECONCILE_DURATION = Histogram(
     buckets=_FAST,
 )
 RECONCILE_ERRORS = Counter("gpurental_reconcile_errors", "Reconcile passes that raised.")
+GC_PAUSE = Histogram(
+    "gpurental_gc_pause_seconds",
+    "Garbage collector pauses of the operator's event loop, per generation collected.",
+    ["generation"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 WORK_RETRIES = Counter(
     "gpurental_work_retries", "Keys re-queued with backoff after a failed pass, per work queue.",
     ["queue"],
