@@ -7,7 +7,7 @@ from typing import Any
 
 from gpurental.plugin import meter
 
-Obj = dict[str, Any]
+Obj = dict[str, Any]  # spelled here, not imported from .api, so this module needs no client
 
 
 def name_of(obj: Obj) -> str:
