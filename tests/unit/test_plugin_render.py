@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from gpurental import billing
 from gpurental.clock import format_ts
 from gpurental.plugin import cli, render
+from gpurental.plugin.parser import build_parser
 
 NOW = datetime(2026, 6, 7, 8, 42, 11, tzinfo=UTC)
 
@@ -110,7 +111,7 @@ def test_api_errors_are_rendered_from_the_servers_status() -> None:
 
 
 def test_global_flags_go_before_or_after_the_command() -> None:
-    parser = cli.build_parser()
+    parser = build_parser()
     before = parser.parse_args(["-n", "team-a", "--kubeconfig", "k", "list"])
     assert (before.namespace, before.kubeconfig, before.all_namespaces) == ("team-a", "k", False)
     after = parser.parse_args(["list", "-n", "team-b", "-A", "--status", "in-progress"])
