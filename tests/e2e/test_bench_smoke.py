@@ -21,9 +21,9 @@ from gpurental_dev.cluster import ROOT, _env
 pytestmark = pytest.mark.e2e
 
 FIGURES = {
-    "provision_20_rentals_pods_and_pvcs": "s",
     "provision_20_rentals_until_running": "s",
     "stop_latency_stopped_p50": "ms", "stop_latency_stopped_p99": "ms",
+    "stop_latency_p99_9": "ms",
     "stop_latency_paused_p50": "ms", "stop_latency_paused_p99": "ms",
     "wallet_exhaustion_pause_error_p99": "s", "wallet_exhaustion_worst_overshoot": "cents",
     "steady_operator_peak_rss": "MiB", "steady_operator_cpu": "cores",

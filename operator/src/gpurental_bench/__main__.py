@@ -20,7 +20,10 @@ from .report import Report
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m gpurental_bench")
     parser.add_argument("--smoke", action="store_true", help="tiny scale, for the test suite")
-    parser.add_argument("--steady", type=int, help="running rentals for the steady state")
+    parser.add_argument("--steady", type=int,
+                        help="running rentals of the largest level (default 10000; the "
+                             "table's smaller levels are 1000 and 3000 where below it)")
+    parser.add_argument("--stops", type=int, help="stops per level (default 500)")
     parser.add_argument("--provision", type=int, help="rentals created at once")
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     parser.add_argument("--substrate", choices=substrates.NAMES, default=substrates.KUBESIM,
@@ -38,10 +41,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def scale_from(args: argparse.Namespace) -> figures.Scale:
     scale = figures.SMOKE if args.smoke else figures.Scale()
     if args.steady:
-        scale.steady = args.steady
+        scale.levels = (*(level for level in (1000, 3000) if level < args.steady), args.steady)
     if args.provision:
         scale.provision = args.provision
-        scale.stops = min(scale.stops, args.provision)
+    if args.stops:
+        scale.stops = args.stops
+    scale.stops = min(scale.stops, *scale.levels)
     return scale
 
 
@@ -56,8 +61,7 @@ async def measure(cluster: Cluster, scale: figures.Scale, report: Report,
     sampler = figures.Sampler(operator.process.pid)
     api = Api(cluster.substrate, workdir, scale.concurrency)
     try:
-        names = await figures.provisioning(api, report, scale)
-        await figures.stop_latency(api, report, scale, names)
+        await figures.provisioning(api, report, scale)
         await figures.exhaustion(api, report, scale)
         await figures.steady_state(api, report, scale, sampler)
     finally:

@@ -20,6 +20,8 @@ from typing import Any
 
 import psutil
 
+from gpurental import builders
+from gpurental.models import OfferSpec, RentalSpec, parse_spec
 from gpurental_dev.substrate import NODES_USER, Kubernetes, Kubesim, Substrate
 
 from .api import Api, ApiError
@@ -40,20 +42,26 @@ spec:
   gpu: {product: NVIDIA-GeForce-RTX-4090}
   pricePerGpuHour: "360.00"
 """
+BENCH_OFFER = parse_spec(OfferSpec, {"gpu": {"product": "NVIDIA-GeForce-RTX-4090"},
+                                     "pricePerGpuHour": "0.69"})
 PRICEY_CENTS_PER_HOUR = Decimal(36000)
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @dataclass
 class Scale:
-    provision: int = 1000  # rentals created at once; then the running set for stop latency
-    stops: int = 200  # half Stopped, half Paused
+    provision: int = 1000  # rentals created at once, against the same pods created directly
+    stops: int = 500  # stops per level, half Stopped, half Paused, the heartbeats going on
     exhaust: int = 100  # rentals on small wallets, two per wallet
-    steady: int = 10_000  # running rentals for the steady-state window
-    window: float = 90.0  # seconds of steady state measured (three metering intervals)
+    levels: tuple[int, ...] = (1000, 3000, 10_000)  # running rentals: the cost table's rows
+    window: float = 90.0  # seconds of steady state measured per level (three intervals)
     interval: float = 30.0  # the operator's --metering-interval
     concurrency: int = 32  # requests in flight, for the bulk creates and the baseline
-    patience: float = 1800.0  # longest wait for any convergence
+    patience: float = 3600.0  # longest wait for any convergence
+
+    @property
+    def steady(self) -> int:
+        return self.levels[-1]
 
     @property
     def nodes(self) -> list[str]:
@@ -62,7 +70,7 @@ class Scale:
         return [f"bench-{i:03d}=NVIDIA-GeForce-RTX-4090:80" for i in range(count)]
 
 
-SMOKE = Scale(provision=20, stops=20, exhaust=10, steady=40, window=9.0, interval=3.0,
+SMOKE = Scale(provision=20, stops=20, exhaust=10, levels=(40,), window=9.0, interval=3.0,
               concurrency=8, patience=120.0)
 
 
@@ -131,71 +139,65 @@ def operator_pod_deletes(requests: list[dict[str, Any]], namespace: str) -> dict
 
 # --- 2. provisioning throughput -------------------------------------------------------------
 
-async def provisioning(api: Api, report: Report, scale: Scale) -> list[str]:
-    ns, n = "bench-provision", scale.provision
-    names = [f"p{i:05d}" for i in range(n)]
+async def provisioning(api: Api, report: Report, scale: Scale) -> None:
+    """N rentals created at once until all N pods run, against the same N pods, claims and
+    Secrets (the operator's own manifests) created directly by a plain client until they
+    run: the scheduler, the PV binder and the node simulation are the floor both share."""
+    n = scale.provision
+    baseline = await _plain_client_until_running(api, n, scale)
+    ns = "bench-provision"
     await api.namespace(ns)
-    await api.record()
-    await api.each(names, lambda name: api.create_rental(ns, name, offer="bench"))
-    # Polled every 3 s (each poll lists every pod and PVC); the end time comes from the
-    # record, so the polling period does not blur the figure.
-    await until(lambda: _children_exist(api, ns, n), scale.patience, f"{n} pods and PVCs",
-                every=3.0)
-    requests = await api.recorded()
-    start = min(r["timestamp"] for r in requests if r["method"] == "POST"
-                and r["path"] == api.rentals_path(ns))
-    end = max(r["timestamp"] + r["duration"] for r in requests if r["method"] == "POST"
-              and r["status"] == 201 and r["path"] in (f"/api/v1/namespaces/{ns}/pods",
-                                                       f"/api/v1/namespaces/{ns}/"
-                                                       "persistentvolumeclaims"))
-    baseline = await _plain_client_creates(api, n)
-    report.add(Figure(f"provision_{n}_rentals_pods_and_pvcs", end - start, "s", baseline,
+    started = time.monotonic()
+    await api.each([f"p{i:05d}" for i in range(n)],
+                   lambda name: api.create_rental(ns, name, offer="bench"))
+    await until(lambda: _pods_running(api, ns, n), scale.patience, f"{n} pods Running",
+                every=1.0)
+    elapsed = time.monotonic() - started
+    report.add(Figure(f"provision_{n}_rentals_until_running", elapsed, "s", baseline,
                       measured_limit=True,
-                      note=f"limit: {n} pod+PVC creates by a plain client, "
-                           f"concurrency {scale.concurrency}"))
-    report.note(f"emulator create limit: {2 * n / baseline:.0f} creates/s "
-                f"(plain client, concurrency {scale.concurrency})")
-    waited = await until(lambda: _all_running(api, ns, n), scale.patience, f"{n} Running")
-    report.add(Figure(f"provision_{n}_rentals_until_running", end - start + waited, "s", None,
-                      note="includes the node sim starting the pods"))
-    return names
+                      note=f"limit: {n} of the same pods + PVCs + Secrets created directly "
+                           f"until Running, concurrency {scale.concurrency}"))
+    report.note(f"plain client: {n} pods Running in {baseline:.1f}s")
 
 
-async def _children_exist(api: Api, ns: str, n: int) -> bool:
-    return (await api.count(ns, "pods") >= n
-            and await api.count(ns, "persistentvolumeclaims") >= n)
+async def _pods_running(api: Api, ns: str, n: int) -> bool:
+    pods = await api.items(f"/api/v1/namespaces/{ns}/pods")
+    return sum((p.get("status") or {}).get("phase") == "Running" for p in pods) >= n
 
 
-async def _all_running(api: Api, ns: str, n: int) -> bool:
-    return phases(await api.rentals(ns)).get("Running", 0) >= n
+def _direct_objects(ns: str, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """What the operator would create for a rental of the bench offer, made by hand."""
+    spec = parse_spec(RentalSpec, {"offer": "bench", "image": "busybox:1.36",
+                                   "storage": {"size": "1Gi"}})
+    uid = f"direct-{name}"
+    core = f"/api/v1/namespaces/{ns}"
+    objects = [(f"{core}/persistentvolumeclaims", builders.make_pvc(ns, name, uid, spec)),
+               (f"{core}/secrets", builders.make_ssh_secret(ns, name, uid, spec)),
+               (f"{core}/pods", builders.make_pod(ns, name, uid, spec, BENCH_OFFER))]
+    for _, body in objects:
+        body["metadata"].pop("ownerReferences", None)  # no rental owns them
+        # Not the operator's: its label selector must not cache them as a rental's children.
+        body["metadata"]["labels"] = {"app": "bench-direct"}
+    return objects
 
 
-async def _plain_client_creates(api: Api, n: int) -> float:
-    """The same number of PVC + pod creates straight to the emulator (bound to a node that
-    does not exist, so the node sim leaves them alone): the emulator's own limit."""
-    ns = "bench-baseline"
+async def _plain_client_until_running(api: Api, n: int, scale: Scale) -> float:
+    ns = "bench-direct"
     await api.namespace(ns)
 
     async def create(i: int) -> None:
-        await api.call("POST", f"/api/v1/namespaces/{ns}/persistentvolumeclaims", {
-            "metadata": {"name": f"b{i:05d}-storage"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "bench-none",
-                     "resources": {"requests": {"storage": "1Gi"}}}})
-        await api.call("POST", f"/api/v1/namespaces/{ns}/pods", {
-            "metadata": {"name": f"b{i:05d}", "labels": {"app": "bench"}},
-            "spec": {"nodeName": "bench-nowhere", "containers": [{
-                "name": "workload", "image": "busybox:1.36",
-                "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                "volumeMounts": [{"name": "storage", "mountPath": "/workspace"}]}],
-                "volumes": [{"name": "storage",
-                             "persistentVolumeClaim": {"claimName": f"b{i:05d}-storage"}}]}})
-    started = time.perf_counter()
+        for path, body in _direct_objects(ns, f"d{i:05d}"):
+            await api.call("POST", path, body)
+    started = time.monotonic()
     await api.each(range(n), create)
-    elapsed = time.perf_counter() - started
+    await until(lambda: _pods_running(api, ns, n), scale.patience, f"{n} direct pods Running",
+                every=1.0)
+    elapsed = time.monotonic() - started
     await api.call("DELETE", f"/api/v1/namespaces/{ns}", ok=(200, 202))
-    # The emulator drains the namespace (2,000 objects and their events) in the background;
-    # measuring stop latency while it does would charge the emulator's cleanup to the operator.
-    await until(lambda: _gone(api, f"/api/v1/namespaces/{ns}"), 300, f"namespace {ns} gone")
+    # The namespace drains in the background (its pods' graceful deletion, its volumes);
+    # measuring anything while it does would charge that cleanup to the operator.
+    await until(lambda: _gone(api, f"/api/v1/namespaces/{ns}"), scale.patience,
+                f"namespace {ns} gone")
     return elapsed
 
 
@@ -211,33 +213,45 @@ async def _gone(api: Api, path: str) -> bool:
 
 # --- 1. stop latency ------------------------------------------------------------------------
 
-async def stop_latency(api: Api, report: Report, scale: Scale, names: list[str]) -> None:
-    ns = "bench-provision"
-    chosen = names[: scale.stops]
-    states = {name: ("Stopped" if i % 2 == 0 else "Paused") for i, name in enumerate(chosen)}
+@dataclass
+class StopLatencies:
+    stopped: list[float]  # ms, from the user's PATCH reaching the server to the pod's DELETE
+    paused: list[float]
+
+    @property
+    def all(self) -> list[float]:
+        return self.stopped + self.paused
+
+
+async def stop_latency(api: Api, scale: Scale) -> StopLatencies:
+    """Stop or pause `scale.stops` running rentals one user at a time, the heartbeats of all
+    the others going on; each latency is read from the server's own request record."""
+    running = await running_everywhere(api)
+    chosen = [(r["metadata"]["namespace"], r["metadata"]["name"])
+              for r in running[: scale.stops]]
+    states = {key: ("Stopped" if i % 2 == 0 else "Paused") for i, key in enumerate(chosen)}
     await api.record()
-    for name, state in states.items():
+    for (ns, name), state in states.items():
         await api.set_state(ns, name, state)
         await asyncio.sleep(0.02)  # one user at a time: latency, not a burst's queueing
+    namespaces = {ns for ns, _ in chosen}
 
     async def all_deleted() -> bool:
-        return len(operator_pod_deletes(await api.recorded(), ns)) >= len(chosen)
-    # The whole record is fetched at each poll: polling it often would load the emulator
-    # and show up as the very latency being measured.
+        requests = await api.recorded()
+        return sum(len(operator_pod_deletes(requests, ns)) for ns in namespaces) >= len(chosen)
+    # The whole record is fetched at each poll: polling it often would load the server and
+    # show up as the very latency being measured.
     await asyncio.sleep(5)
     await until(all_deleted, 300, "the operator's pod DELETEs", every=5.0)
     requests = await api.recorded()
-    deletes = operator_pod_deletes(requests, ns)
-    for state in ("Stopped", "Paused"):
-        latencies = []
-        for name in (n for n, s in states.items() if s == state):
-            patched = _first_ts(requests, "PATCH", api.rentals_path(ns, name))
-            if patched is not None and name in deletes:
-                latencies.append((deletes[name] - patched) * 1000)
-        for p in (50, 99):
-            report.add(Figure(f"stop_latency_{state.lower()}_p{p}", percentile(latencies, p),
-                              "ms", 100.0, note=f"over {len(latencies)} stops with "
-                              f"{scale.provision - len(chosen) // 2} running"))
+    deletes = {ns: operator_pod_deletes(requests, ns) for ns in namespaces}
+    found = StopLatencies([], [])
+    for (ns, name), state in states.items():
+        patched = _first_ts(requests, "PATCH", api.rentals_path(ns, name))
+        if patched is not None and name in deletes[ns]:
+            target = found.stopped if state == "Stopped" else found.paused
+            target.append((deletes[ns][name] - patched) * 1000)
+    return found
 
 
 # --- 4. wallet exhaustion accuracy ----------------------------------------------------------
@@ -292,8 +306,10 @@ async def exhaustion(api: Api, report: Report, scale: Scale) -> None:
     overshoot = max(spent[w] - wallets[w] for w in wallets)
     report.add(Figure("wallet_exhaustion_pause_error_p99", percentile(errors, 99), "s", 1.0,
                       note=f"{len(errors)} rentals, {len(wallets)} wallets"))
-    report.add(Figure("wallet_exhaustion_worst_overshoot", overshoot, "cents", None,
-                      note="spentCents - budget at 10 cents/s per rental"))
+    burn_per_second = 2 * PRICEY_CENTS_PER_HOUR / 3600  # a wallet pays for two rentals
+    report.add(Figure("wallet_exhaustion_worst_overshoot", overshoot, "cents",
+                      float(burn_per_second),
+                      note="spentCents - budget; limit: one second of the wallet's burn"))
     if never_ran:
         report.note(f"{never_ran} exhaustion rentals never started (their wallet ran out first)")
 
@@ -317,27 +333,44 @@ def _simulated_cluster(request: dict[str, Any]) -> bool:
             or user == NODES_USER or user.startswith("system:"))
 
 
-# --- 3. steady state ------------------------------------------------------------------------
+# --- 3. steady state, and how cost grows ---------------------------------------------------
 
 async def running_everywhere(api: Api) -> list[dict[str, Any]]:
     rentals = await api.items("/apis/gpurental.dev/v1alpha1/gpurentals")
     return [r for r in rentals if (r.get("status") or {}).get("phase") == "Running"]
 
 
-async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler) -> None:
+@dataclass
+class Level:
+    """One row of the cost table: what `running` rentals cost the operator and the server."""
+
+    running: int
+    cpu: float  # operator cores over the window
+    peak_rss_mib: float  # the operator's, over the whole run so far
+    writes_per_s: float  # the operator's API writes
+    staleness_p99: float  # seconds since each running rental's last heartbeat
+    server: dict[str, float]  # control-plane process -> cores over the window
+    stops: StopLatencies
+
+
+async def ramp(api: Api, scale: Scale, level: int, created: int) -> int:
+    """Create rentals until `level` run; returns how many the steady namespace now holds."""
     ns = "bench-steady"
     await api.namespace(ns)
-    missing = scale.steady - len(await running_everywhere(api))
-    names = [f"s{i:05d}" for i in range(max(missing, 0))]
+    missing = level - len(await running_everywhere(api))
+    names = [f"s{i:05d}" for i in range(created, created + max(missing, 0))]
     await api.each(names, lambda name: api.create_rental(ns, name, offer="bench"))
 
     async def enough() -> bool:
-        return len(await running_everywhere(api)) >= scale.steady
-    ramp = await until(enough, scale.patience, f"{scale.steady} Running", every=5.0)
-    report.note(f"ramp to {scale.steady} running took {ramp:.0f}s")
+        return len(await running_everywhere(api)) >= level
+    await until(enough, scale.patience, f"{level} Running", every=5.0)
+    return created + len(names)
+
+
+async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int) -> Level:
     await asyncio.sleep(scale.interval)  # let the ramp's transition writes drain
     await api.record()
-    server_cpu0 = server_cpu(api.substrate)
+    cpu_before = server_cpu(api.substrate)
     cpu0, t0 = sampler.cpu_seconds(), time.time()
     staleness: list[float] = []
     samples = 3
@@ -349,28 +382,65 @@ async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler)
                       if r["status"].get("lastHeartbeatAt")]
     elapsed = time.time() - t0
     cpu = (sampler.cpu_seconds() - cpu0) / elapsed
+    cpu_after = server_cpu(api.substrate)
     requests = [r for r in await api.recorded() if t0 <= r["timestamp"] <= t0 + elapsed]
-    report.note(f"all writes in the window, the node sim's included: "
-                f"{sum(r['method'] in WRITES for r in requests) / elapsed:.1f}/s")
     writes = [r for r in requests if r["method"] in WRITES and not _simulated_cluster(r)]
     running = len(await running_everywhere(api))
-    report.add(Figure("steady_operator_peak_rss", sampler.peak / 2**20, "MiB", 500.0,
-                      note=f"whole run, {running} running at the end"))
-    report.add(Figure("steady_operator_cpu", cpu, "cores", 0.5,
-                      note=f"over {elapsed:.0f}s"))
-    report.add(Figure("steady_api_writes_per_s", len(writes) / elapsed, "1/s",
-                      running / scale.interval * 1.05,
+    server = {name: (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / elapsed
+              for name in cpu_after}
+    stops = await stop_latency(api, scale)
+    return Level(running, cpu, sampler.peak / 2**20, len(writes) / elapsed,
+                 percentile(staleness, 99), server, stops)
+
+
+async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler) -> None:
+    rows, created = [], 0
+    for level in scale.levels:
+        started = time.monotonic()
+        created = await ramp(api, scale, level, created)
+        report.note(f"ramp to {level} running took {time.monotonic() - started:.0f}s")
+        rows.append(await steady_level(api, scale, sampler, level))
+    top = rows[-1]
+    report_top(report, scale, top)
+    for line in cost_table(rows):
+        report.note(line)
+    report.note(await asyncio.to_thread(server_figures, api.substrate))
+
+
+def report_top(report: Report, scale: Scale, top: Level) -> None:
+    """The targets, judged at the largest level."""
+    during = f"over {{}} stops with {top.running - len(top.stops.all)}-{top.running} running"
+    for state, latencies in (("stopped", top.stops.stopped), ("paused", top.stops.paused)):
+        for p in (50, 99):
+            report.add(Figure(f"stop_latency_{state}_p{p}", percentile(latencies, p), "ms",
+                              100.0, note=during.format(len(latencies))))
+    report.add(Figure("stop_latency_p99_9", percentile(top.stops.all, 99.9), "ms", None,
+                      note=during.format(len(top.stops.all))))
+    report.add(Figure("steady_operator_peak_rss", top.peak_rss_mib, "MiB", 400.0,
+                      note=f"whole run, {top.running} running"))
+    report.add(Figure("steady_operator_cpu", top.cpu, "cores", 0.4,
+                      note=f"{top.running} running, {scale.window:.0f}s window"))
+    report.add(Figure("steady_api_writes_per_s", top.writes_per_s, "1/s",
+                      top.running / scale.interval * 1.05,
                       note="the operator's writes (the node sim's PV, node and pod-status "
                            "writes are not its)"))
-    report.add(Figure("steady_heartbeat_staleness_p99", percentile(staleness, 99), "s",
-                      scale.interval + 5, note=f"{len(staleness)} samples"))
-    by_kind: dict[str, int] = {}
-    for r in writes:
-        sub = f"/{r['subresource']}" if r.get("subresource") else ""
-        key = f"{r['method']} {r.get('resource')}{sub}"
-        by_kind[key] = by_kind.get(key, 0) + 1
-    report.note(f"writes in the window by kind: {by_kind}")
-    report.note(await asyncio.to_thread(server_figures, api.substrate, server_cpu0, elapsed))
+    report.add(Figure("steady_heartbeat_staleness_p99", top.staleness_p99, "s",
+                      scale.interval + 5, note=f"interval {scale.interval:.0f}s"))
+
+
+def cost_table(rows: list[Level]) -> list[str]:
+    """How cost grows with the running rentals, for sizing a shard."""
+    names = sorted({name for row in rows for name in row.server})
+    head = ["running", "stop p99 ms", "stop p99.9 ms", "operator cores", "peak RSS MiB",
+            "writes/s", *[f"{name} cores" for name in names]]
+    lines = ["cost table: | " + " | ".join(head) + " |"]
+    for row in rows:
+        cells = [f"{row.running}", f"{percentile(row.stops.all, 99):.1f}",
+                 f"{percentile(row.stops.all, 99.9):.1f}", f"{row.cpu:.3f}",
+                 f"{row.peak_rss_mib:.0f}", f"{row.writes_per_s:.1f}",
+                 *[f"{row.server.get(name, 0.0):.3f}" for name in names]]
+        lines.append("cost table: | " + " | ".join(cells) + " |")
+    return lines
 
 
 def server_cpu(substrate: Substrate) -> dict[str, float]:
@@ -385,17 +455,15 @@ def server_cpu(substrate: Substrate) -> dict[str, float]:
     return seconds
 
 
-def server_figures(substrate: Substrate, cpu0: dict[str, float], elapsed: float) -> str:
-    """What the API server side costs over the window: kubesim's stats, or the CPU (cores)
-    and RSS of kube-apiserver, etcd, the controller manager and the scheduler."""
+def server_figures(substrate: Substrate) -> str:
+    """What the API server side holds at the end: kubesim's stats, or the RSS of
+    kube-apiserver, etcd, the controller manager and the scheduler."""
     if isinstance(substrate, Kubesim):
         body = substrate.admin("stats", "GET")
         return f"emulator: {body['objects']} objects, RSS {body['rssBytes'] / 2**20:.0f} MiB"
     assert isinstance(substrate, Kubernetes)
-    cpu1, parts = server_cpu(substrate), []
+    parts = []
     for name, pid in substrate.control_plane.pids().items():
         with contextlib.suppress(psutil.Error):
-            rss = psutil.Process(pid).memory_info().rss / 2**20
-            cores = (cpu1.get(name, 0.0) - cpu0.get(name, 0.0)) / elapsed
-            parts.append(f"{name} {cores:.2f} cores, RSS {rss:.0f} MiB")
-    return "control plane over the window: " + "; ".join(parts)
+            parts.append(f"{name} RSS {psutil.Process(pid).memory_info().rss / 2**20:.0f} MiB")
+    return "control plane at the end: " + "; ".join(parts)

@@ -114,6 +114,13 @@ class _Component:
             self.process.wait()
 
 
+# The client rate limits of the controller manager and the scheduler. Their defaults (20 and
+# 50 requests/s) are sized for shared production API servers; here the PV binder's four writes
+# per claim at 20/s made a thousand rentals' volumes take minutes to bind, so every test and
+# benchmark on this control plane would wait on a throttle no platform keeps at that scale.
+CLIENT_RATE = ("--kube-api-qps=1000", "--kube-api-burst=2000")
+
+
 class ControlPlane:
     """A single-node-less control plane; nodes are played by `kubesim node` (see cluster)."""
 
@@ -154,7 +161,7 @@ class ControlPlane:
                 self._component_kubeconfig("system:kube-controller-manager")))
             self._start(exe, "kube-scheduler", [
                 f"--kubeconfig={self._component_kubeconfig('system:kube-scheduler')}",
-                "--leader-elect=false", "--secure-port=0", "-v=1"])
+                "--leader-elect=false", "--secure-port=0", *CLIENT_RATE, "-v=1"])
             self._apply(self._default_storage_class())
             self._wait_controllers(deadline)
         except BaseException:
@@ -283,6 +290,7 @@ class ControlPlane:
             "--node-monitor-period=2s",
             # Nodes are simulated: no cloud, no pod CIDRs to allocate.
             "--allocate-node-cidrs=false", "--controllers=*",
+            *CLIENT_RATE,
             "-v=1",
         ]
 
