@@ -1,4 +1,7 @@
-"""Money: the seed's formula against independent references, segments, expiry, wallets."""
+"""Money: the seed's formula against independent references, expiry, renewals, wallets.
+
+Segments on a rental's status (open, close, re-close, refunds) are tested through the one adapter
+production uses, in test_meter.py."""
 
 from __future__ import annotations
 
@@ -12,32 +15,22 @@ from hypothesis import strategies as st
 
 from gpurental.billing import (
     Meter,
-    Settlement,
     burn_cents_per_hour,
     charge_cents,
-    close_segment,
-    current_charge_cents,
     dollars_to_cents,
     effective_duration,
     exhaustion_at,
-    expires_at,
     expiry_moment,
-    format_money,
     hourly_burn,
-    open_segment,
     parse_money,
     rate_per_hour,
-    refund_for_failed,
     remaining_seconds,
     renewal_cost_cents,
     renewal_covered,
     renewal_seconds,
     seconds_billed,
-    seconds_until_exhausted,
-    settle,
-    storage_charge_cents,
     storage_rate_per_hour,
-    wallet_remaining_cents,
+    whole_seconds,
 )
 
 T0 = datetime(2026, 6, 7, 8, 0, 0, tzinfo=UTC)
@@ -229,7 +222,7 @@ def test_parse_money_round_trip(whole: int, places: int, data: st.DataObject) ->
     frac = data.draw(st.integers(0, 10**places - 1)) if places else 0
     text = f"{whole}.{frac:0{places}d}" if places else str(whole)
     assert parse_money(text) == Fraction(text)
-    assert format_money(parse_money(text)) == text
+    assert str(parse_money(text)) == text  # statuses write amounts with str()
 
 
 def test_dollars_to_cents_half_up() -> None:
@@ -251,12 +244,14 @@ def test_dollars_to_cents_matches_quantize(amount: Decimal) -> None:
     assert dollars_to_cents(amount) == expected
 
 
-def test_rate_per_hour_and_format_money() -> None:
+def test_rate_per_hour_is_written_as_a_plain_decimal() -> None:
+    """status.ratePerHour is ``str(rate_per_hour(...))``: for any price parse_money accepts
+    (no exponent, at most 6 decimals) that string is a plain decimal, never scientific."""
     assert rate_per_hour(Decimal("0.69"), 2) == Decimal("1.38")
-    assert format_money(rate_per_hour(Decimal("0.69"), 2)) == "1.38"
-    assert format_money(rate_per_hour(Decimal("0.000001"), 8)) == "0.000008"
-    assert format_money(rate_per_hour(Decimal("1000.000001"), 1000)) == "1000000.001000"
-    assert format_money(Decimal("1E-7")) == "0.0000001"  # never scientific notation
+    assert str(rate_per_hour(Decimal("0.69"), 2)) == "1.38"
+    assert str(rate_per_hour(parse_money("0.000001"), 8)) == "0.000008"
+    assert str(rate_per_hour(parse_money("1000.000001"), 1000)) == "1000000.001000"
+    assert str(rate_per_hour(parse_money("12"), 2)) == "24"
     with pytest.raises(ValueError):
         rate_per_hour(Decimal("1"), -1)
 
@@ -265,11 +260,13 @@ def test_rate_per_hour_and_format_money() -> None:
 
 
 def test_storage_charge_examples() -> None:
+    """Storage is charged as production does: charge_cents at the volume's hourly rate."""
+    rate = storage_rate_per_hour(Decimal(50), Decimal("0.0001"))
     # 50 GiB at $0.0001/GiB-hour for 10 hours = $0.05 = 5 cents
-    assert storage_charge_cents(Decimal(50), 36000, Decimal("0.0001")) == 5
+    assert charge_cents(36000, rate) == 5
     # 50 GiB for one hour = 0.5 cent exactly -> half-up to 1
-    assert storage_charge_cents(Decimal(50), 3600, Decimal("0.0001")) == 1
-    assert storage_charge_cents(Decimal(50), 3599, Decimal("0.0001")) == 0
+    assert charge_cents(3600, rate) == 1
+    assert charge_cents(3599, rate) == 0
     assert storage_rate_per_hour(Decimal("1.5"), Decimal("0.0001")) == Decimal("0.00015")
 
 
@@ -282,43 +279,13 @@ def test_storage_charge_matches_reference_and_rate_form(
     exact = Fraction(gib) * seconds * Fraction(price) * 100 / 3600
     floor = exact.numerator // exact.denominator
     expected = floor + (1 if exact - floor >= Fraction(1, 2) else 0)
-    got = storage_charge_cents(gib, seconds, price)
-    assert got == expected
-    assert got == charge_cents(seconds, storage_rate_per_hour(gib, price))
+    rate = storage_rate_per_hour(gib, price)
+    assert charge_cents(seconds, rate) == expected
+    # status.storageRatePerHour is str(rate): reading it back loses nothing.
+    assert charge_cents(seconds, Decimal(str(rate))) == expected
 
 
 # --- metering over segments -----------------------------------------------------------------
-
-
-def test_meter_pause_resume_segments() -> None:
-    m = Meter()
-    assert seconds_billed(m, T0) == 0
-    m = open_segment(m, T0)
-    assert seconds_billed(m, T0 + 100.9 * S) == 100  # floor of the open segment
-    m = close_segment(m, T0 + 100.9 * S)  # pause
-    assert m == Meter(100, None)
-    assert seconds_billed(m, T0 + 10_000 * S) == 100  # nothing accrues while paused
-    m = open_segment(m, T0 + 200 * S)  # resume
-    assert seconds_billed(m, T0 + 200 * S) == 100
-    assert seconds_billed(m, T0 + 250 * S) == 150
-    m = close_segment(m, T0 + 300.5 * S)
-    assert m.accrued_seconds == 200
-    assert current_charge_cents(m, Decimal("18"), T0) == 100  # 200s at $18/h = 100 cents
-
-
-def test_open_segment_is_idempotent_and_close_of_closed_is_noop() -> None:
-    m = open_segment(Meter(5), T0)
-    assert open_segment(m, T0 + 60 * S) is m  # re-observing the running pod changes nothing
-    closed = close_segment(m, T0 + 10 * S)
-    assert close_segment(closed, T0 + 99 * S) is closed
-
-
-def test_clock_skew_never_negative() -> None:
-    m = Meter(42, T0)
-    assert seconds_billed(m, T0 - 3600 * S) == 42
-    assert close_segment(m, T0 - 5 * S) == Meter(42, None)
-    assert seconds_billed(m, T0 + 0.999999 * S) == 42
-    assert seconds_billed(m, T0 + S) == 43
 
 
 def test_meter_validation() -> None:
@@ -329,64 +296,36 @@ def test_meter_validation() -> None:
     with pytest.raises(ValueError, match="aware"):
         seconds_billed(Meter(0, T0), datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="aware"):
-        open_segment(Meter(0), datetime(2026, 1, 1))
+        whole_seconds(datetime(2026, 1, 1), T0)
 
 
-segments_st = st.lists(
-    st.tuples(st.integers(0, 10**12), st.integers(0, 10**12)), min_size=1, max_size=8
-)
-
-
-@given(segments_st)
-def test_segments_sum_floored_run_times(gaps_and_runs: list[tuple[int, int]]) -> None:
-    """Any pause/resume history: billed = sum of each run's floored whole seconds."""
-    m = Meter()
-    t = T0
-    expected = 0
-    for gap_us, run_us in gaps_and_runs:
-        t += timedelta(microseconds=gap_us)
-        m = open_segment(m, t)
-        t += timedelta(microseconds=run_us)
-        assert seconds_billed(m, t) == expected + run_us // 1_000_000
-        m = close_segment(m, t)
-        expected += run_us // 1_000_000
-        assert seconds_billed(m, t + timedelta(days=365)) == expected
-
-
-@given(st.integers(0, 10**6), st.integers(-(10**12), 10**12), st.integers(0, 10**12))
-def test_close_is_continuous_and_billed_monotone(accrued: int, start_us: int, dt_us: int) -> None:
-    m = Meter(accrued, T0 + timedelta(microseconds=start_us))
-    t1 = T0 + timedelta(microseconds=dt_us)
-    t2 = t1 + timedelta(microseconds=dt_us // 3)
-    assert seconds_billed(m, t1) <= seconds_billed(m, t2)
-    assert seconds_billed(m, t1) >= accrued
-    closed = close_segment(m, t1)
-    assert seconds_billed(closed, t2) == seconds_billed(m, t1)
+def test_clock_skew_never_negative() -> None:
+    m = Meter(42, T0)
+    assert seconds_billed(m, T0 - 3600 * S) == 42
+    assert whole_seconds(T0, T0 - 5 * S) == 0
+    assert seconds_billed(m, T0 + 0.999999 * S) == 42
+    assert seconds_billed(m, T0 + S) == 43
 
 
 # --- duration, expiry, renewals --------------------------------------------------------------
 
 
-def test_expires_at_running_and_paused() -> None:
-    assert expires_at(4 * 3600, 600, T0, running=True) == T0 + (4 * 3600 - 600) * S
-    assert expires_at(4 * 3600, 600, T0, running=False) is None
+def test_remaining_seconds() -> None:
     assert remaining_seconds(4 * 3600, 600) == 4 * 3600 - 600
-    assert expires_at(None, 600, T0, running=True) is None
     assert remaining_seconds(None, 600) is None
-    # Lowered below what already ran: expired now, remaining 0.
-    assert expires_at(300, 600, T0, running=True) == T0
+    # Lowered below what already ran: remaining 0.
     assert remaining_seconds(300, 600) == 0
 
 
 def test_expiry_moment_is_stable_and_moves_with_extend_and_pause() -> None:
-    m = open_segment(Meter(), T0)
+    m = Meter(0, T0)
     four_h = 4 * 3600
     assert expiry_moment(m, four_h) == T0 + four_h * S
     # Run one hour, pause for a day, resume: the expiry moves by the paused time.
-    m = close_segment(m, T0 + 3600 * S)
+    m = Meter(3600, None)
     assert expiry_moment(m, four_h) is None
     resume = T0 + 3600 * S + timedelta(days=1)
-    m = open_segment(m, resume)
+    m = Meter(3600, resume)
     assert expiry_moment(m, four_h) == resume + 3 * 3600 * S
     # Extend (duration raised to 6h): later by 2h.
     assert expiry_moment(m, 6 * 3600) == resume + 5 * 3600 * S
@@ -493,19 +432,22 @@ def test_burn_matches_fraction_reference(rs: list[Decimal]) -> None:
     assert burn_cents_per_hour(rs) == floor + (1 if cents - floor >= Fraction(1, 2) else 0)
 
 
-def test_wallet_remaining() -> None:
-    assert wallet_remaining_cents(Decimal("500.00"), 12345) == 37655
-    assert wallet_remaining_cents(Decimal("1"), 101) == -1  # overshoot is visible
-    with pytest.raises(TypeError):
-        wallet_remaining_cents(Decimal("1"), 1.0)  # type: ignore[arg-type]
-
-
 # --- wallets: exhaustion ---------------------------------------------------------------------
 
 
 def f_increase(accruals: list[tuple[int, Decimal]], t: int) -> int:
     """Charges accrued over t more whole seconds, via the public charge_cents only."""
     return sum(charge_cents(s + t, r) - charge_cents(s, r) for s, r in accruals)
+
+
+def seconds_until_exhausted(remaining: int, accruals: list[tuple[int, Decimal]]) -> int | None:
+    """exhaustion_at for meters opened exactly at now with these seconds already billed: their
+    seconds tick at whole seconds from now, so the answer is a whole number of seconds."""
+    got = exhaustion_at(remaining, [(Meter(s, T0), r) for s, r in accruals], T0)
+    if got is None:
+        return None
+    assert (got - T0) % S == timedelta(0)
+    return (got - T0) // S
 
 
 def test_exhaustion_simple() -> None:
@@ -544,29 +486,8 @@ def test_exhaustion_matches_brute_force(
     assert got == t
 
 
-accruals_any = st.lists(
-    st.tuples(st.integers(0, TEN_YEARS), st.one_of(rates(), st.just(Decimal(0)))),
-    min_size=1, max_size=12,
-)
-
-
-@given(accruals_any, st.integers(1, 10**9))
-def test_exhaustion_is_the_first_crossing_at_any_scale(
-    accruals: list[tuple[int, Decimal]], remaining: int
-) -> None:
-    """Over the whole range (tiny rates, huge budgets) brute force is too slow, but f is
-    monotone, so 'f(t) >= remaining > f(t-1)' characterises the answer exactly."""
-    t = seconds_until_exhausted(remaining, accruals)
-    if all(r == 0 for _, r in accruals):
-        assert t is None
-        return
-    assert t is not None and t >= 1
-    assert f_increase(accruals, t) >= remaining
-    assert f_increase(accruals, t - 1) < remaining
-
-
 def G(accruals: list[tuple[Meter, Decimal]], at: datetime) -> int:
-    return sum(current_charge_cents(m, r, at) for m, r in accruals)
+    return sum(charge_cents(seconds_billed(m, at), r) for m, r in accruals)
 
 
 meters_st = st.lists(
@@ -663,11 +584,11 @@ def test_exhaustion_at_is_the_first_crossing_at_any_scale(
 def test_exhaustion_at_whole_second_phases_equals_integer_form(
     raw: list[tuple[int, int, Decimal]], remaining: int
 ) -> None:
-    """Meters started a whole number of seconds ago: exhaustion_at == now + the integer answer."""
+    """A meter opened e whole seconds ago with a seconds accrued exhausts the wallet exactly
+    when one opened now with a + e accrued does."""
     accruals = [(Meter(a, T0 - e * S), r) for a, e, r in raw]
-    t = seconds_until_exhausted(remaining, [(a + e, r) for a, e, r in raw])
-    assert t is not None
-    assert exhaustion_at(remaining, accruals, T0) == T0 + t * S
+    opened_now = [(Meter(a + e, T0), r) for a, e, r in raw]
+    assert exhaustion_at(remaining, accruals, T0) == exhaustion_at(remaining, opened_now, T0)
 
 
 def test_exhaustion_at_far_future_is_none() -> None:
@@ -681,23 +602,3 @@ def test_exhaustion_at_skewed_future_start() -> None:
     m = Meter(0, T0 + 10.5 * S)
     got = exhaustion_at(1, [(m, Decimal(18))], T0)  # 0.5 cent/s: 1 cent at the 1st second
     assert got == T0 + 11.5 * S
-
-
-# --- settlement ------------------------------------------------------------------------------
-
-
-def test_settlement_and_refund_for_failed() -> None:
-    s = settle("uid-1", 375, 5)
-    assert s == Settlement("uid-1", 375, 5, 0)
-    assert s.total_cents == 380
-    failed = settle("uid-2", 12, 3, failed=True)
-    assert failed.total_cents == 0
-    assert failed.refunded_cents == 15
-    assert refund_for_failed(0) == 0
-    assert refund_for_failed(93) == 93
-    with pytest.raises(ValueError):
-        refund_for_failed(-1)
-    with pytest.raises(ValueError):
-        Settlement("", 0, 0)
-    with pytest.raises(ValueError):
-        Settlement("u", -1, 0)

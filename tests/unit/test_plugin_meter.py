@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpurental import durations
+from gpurental import meter as operator_meter
 from gpurental.clock import format_ts
 from gpurental.plugin import meter
 
@@ -120,6 +121,34 @@ def test_storage_and_refunds_in_the_reading() -> None:
     assert (reading.gpu_cents, reading.storage_cents) == (10, 10)
     assert (reading.total_cents, reading.charged_cents) == (20, 15)
     assert meter.read({"refundedCents": 7}, NOW).charged_cents == 0
+
+
+@given(st.integers(0, 10**7), st.integers(-(10**6), 10**6), st.booleans(),
+       st.integers(0, 10**7), st.one_of(st.none(), st.integers(-(10**6), 10**6)),
+       rate_texts, rate_texts, st.integers(0, 10**7))
+def test_the_live_reading_is_the_operators_meter(
+    accrued: int, since_s: int, running: bool, storage_accrued: int, storage_since_s: int | None,
+    rate: str, storage_rate: str, later_us: int,
+) -> None:
+    """What kubectl shows live is what the operator writes into status at the same moment:
+    the same seconds, the same charges, the same rounding (one meter, gpurental.meter)."""
+    status: dict[str, Any] = {
+        "ratePerHour": rate, "accruedSeconds": accrued, "storageRatePerHour": storage_rate,
+        "storageAccruedSeconds": storage_accrued,
+        "runningSince": format_ts(NOW + timedelta(seconds=since_s)) if running else None,
+        "storageSince": (None if storage_since_s is None
+                         else format_ts(NOW + timedelta(seconds=storage_since_s))),
+    }
+    written = dict(status)
+    operator_meter.refresh(written, NOW, None)  # what the operator writes at NOW
+    live = meter.read(written, NOW + timedelta(microseconds=later_us))
+    at = NOW + timedelta(microseconds=later_us)
+    assert live.seconds == operator_meter.seconds_billed(status, at)
+    assert live.gpu_cents == operator_meter.gpu_cents(status, at)
+    assert live.storage_cents == operator_meter.storage_cents(status, at)
+    now_reading = meter.read(written, NOW)
+    assert (now_reading.seconds, now_reading.gpu_cents, now_reading.total_cents) == (
+        written["secondsBilled"], written["currentChargeCents"], written["totalChargeCents"])
 
 
 # --- summary -------------------------------------------------------------------------------------

@@ -3,13 +3,18 @@
 Owns every number a customer could dispute:
 
 * the seed's formula ``currentChargeCents = ROUND_HALF_UP(secondsBilled / 3600 * ratePerHour *
-  100)`` (:func:`charge_cents`), the same rounding for storage (:func:`storage_charge_cents`);
+  100)`` (:func:`charge_cents`), the same rounding for storage at the volume's hourly rate
+  (:func:`storage_rate_per_hour`);
 * parsing prices and budgets (:func:`parse_money`), dollars -> cents (:func:`dollars_to_cents`);
-* running time as segments in status (:class:`Meter`: closed seconds + the open segment's start);
+* showing cents to people (:func:`dollars`, the only place cents become ``$1.23``);
+* running time as segments (:class:`Meter`: closed seconds + the open segment's start) and the
+  whole seconds they bill (:func:`whole_seconds`, :func:`seconds_billed`);
 * prepaid duration, expiry, renewals and an offer's ``maxDuration`` cap;
-* wallet burn and the exact second a wallet runs out (:func:`seconds_until_exhausted`,
-  :func:`exhaustion_at`);
-* what is settled or refunded when a rental ends (:class:`Settlement`).
+* wallet burn and the exact moment a wallet runs out (:func:`exhaustion_at`).
+
+A rental's status dict is read and written only by :mod:`gpurental.meter`, which keeps its
+segments as :class:`Meter` values for this module's maths; nothing else recomputes seconds or
+charges.
 
 Never does: floats (money is ``Decimal`` in, integer cents out; every result is computed exactly,
 with integers, from the Decimals' exact ratios, and rounded once), I/O, clock reads (``now`` is
@@ -29,32 +34,23 @@ from fractions import Fraction
 __all__ = [
     "MONEY_PATTERN",
     "Meter",
-    "Settlement",
     "burn_cents_per_hour",
     "charge_cents",
-    "close_segment",
-    "current_charge_cents",
+    "dollars",
     "dollars_to_cents",
     "effective_duration",
     "exhaustion_at",
-    "expires_at",
     "expiry_moment",
-    "format_money",
     "hourly_burn",
-    "open_segment",
     "parse_money",
     "rate_per_hour",
-    "refund_for_failed",
     "remaining_seconds",
     "renewal_cost_cents",
     "renewal_covered",
     "renewal_seconds",
     "seconds_billed",
-    "seconds_until_exhausted",
-    "settle",
-    "storage_charge_cents",
     "storage_rate_per_hour",
-    "wallet_remaining_cents",
+    "whole_seconds",
 ]
 
 _SECOND = timedelta(seconds=1)
@@ -129,13 +125,6 @@ def parse_money(text: str) -> Decimal:
     return Decimal(text)
 
 
-def format_money(amount: Decimal) -> str:
-    """Plain decimal string of an amount (never scientific notation): ``Decimal("1.38")`` ->
-    ``"1.38"``. Used for ``status.ratePerHour``."""
-    _ratio(amount, "amount")
-    return format(amount, "f")
-
-
 def dollars(cents: int) -> str:
     """``$1.23`` from integer cents, exact (no float): the one way cents are shown to people,
     in statuses, events, condition messages and the plugin's tables."""
@@ -175,19 +164,6 @@ def charge_cents(seconds: int, rate_per_hour: Decimal) -> int:
     return _half_up(seconds * n * 100, 3600 * d)
 
 
-def storage_charge_cents(gib: Decimal, seconds: int, price_per_gib_hour: Decimal) -> int:
-    """``ROUND_HALF_UP(gib * seconds / 3600 * price_per_gib_hour * 100)``, exactly.
-
-    Equal to ``charge_cents(seconds, storage_rate_per_hour(gib, price))``. Storage accrues for as
-    long as the volume exists (running *and* paused): meter it with its own :class:`Meter`, opened
-    when the PVC is created and closed when it is deleted.
-    """
-    _check_seconds(seconds)
-    gn, gd = _ratio(gib, "gib")
-    pn, pd = _ratio(price_per_gib_hour, "price_per_gib_hour")
-    return _half_up(seconds * gn * pn * 100, 3600 * gd * pd)
-
-
 # --- metering over segments ----------------------------------------------------------------
 
 
@@ -210,9 +186,11 @@ class Meter:
         return self.running_since is not None
 
 
-def _open_seconds(since: datetime, now: datetime) -> int:
-    """Whole seconds from ``since`` to ``now``, floored; 0 if ``now`` is before ``since``."""
-    return max(0, (_aware(now, "now") - since) // _SECOND)
+def whole_seconds(start: datetime, end: datetime) -> int:
+    """Whole seconds from ``start`` to ``end``, floored, in exact integer arithmetic; 0 if ``end``
+    is before ``start`` (clock skew between the kubelet and the operator never bills negative
+    time). Every billed second of a segment is counted by this one function."""
+    return max(0, (_aware(end, "end") - _aware(start, "start")) // _SECOND)
 
 
 def seconds_billed(meter: Meter, now: datetime) -> int:
@@ -220,31 +198,7 @@ def seconds_billed(meter: Meter, now: datetime) -> int:
     ``accrued`` (a ``now`` before ``running_since``, i.e. clock skew, adds nothing)."""
     if meter.running_since is None:
         return meter.accrued_seconds
-    return meter.accrued_seconds + _open_seconds(meter.running_since, now)
-
-
-def current_charge_cents(meter: Meter, rate_per_hour: Decimal, now: datetime) -> int:
-    """``charge_cents(seconds_billed(meter, now), rate_per_hour)``."""
-    return charge_cents(seconds_billed(meter, now), rate_per_hour)
-
-
-def open_segment(meter: Meter, start: datetime) -> Meter:
-    """Start a running segment at ``start``; a meter that is already open is returned unchanged
-    (so re-observing the same running pod never restarts or doubles the segment)."""
-    _aware(start, "start")
-    if meter.running_since is not None:
-        return meter
-    return Meter(meter.accrued_seconds, start)
-
-
-def close_segment(meter: Meter, end: datetime) -> Meter:
-    """Fold the open segment, up to ``end``, into ``accrued_seconds``; a closed meter is returned
-    unchanged. ``seconds_billed`` is continuous across the close:
-    ``seconds_billed(close_segment(m, t), t') == seconds_billed(m, t)`` for every ``t'``."""
-    _aware(end, "end")
-    if meter.running_since is None:
-        return meter
-    return Meter(seconds_billed(meter, end), None)
+    return meter.accrued_seconds + whole_seconds(meter.running_since, now)
 
 
 # --- duration, expiry, renewals --------------------------------------------------------------
@@ -274,22 +228,6 @@ def remaining_seconds(prepaid_seconds: int | None, billed_seconds: int) -> int |
         return None
     _check_seconds(prepaid_seconds, "prepaid_seconds")
     return max(0, prepaid_seconds - billed_seconds)
-
-
-def expires_at(
-    duration_seconds: int | None, billed_seconds: int, now: datetime, running: bool
-) -> datetime | None:
-    """``now + remaining`` while running; ``None`` while paused (time does not run out while
-    paused; report :func:`remaining_seconds` instead) or when there is no duration.
-
-    Prefer :func:`expiry_moment` for ``status.expiresAt``: this one moves by up to a second
-    between refreshes because ``billed_seconds`` is floored.
-    """
-    _aware(now, "now")
-    left = remaining_seconds(duration_seconds, billed_seconds)
-    if left is None or not running:
-        return None
-    return now + timedelta(seconds=left)
 
 
 def expiry_moment(meter: Meter, prepaid_seconds: int | None) -> datetime | None:
@@ -361,14 +299,6 @@ def burn_cents_per_hour(rates: Iterable[Decimal]) -> int:
     return dollars_to_cents(hourly_burn(rates))
 
 
-def wallet_remaining_cents(budget: Decimal, spent_cents: int) -> int:
-    """``dollars_to_cents(budget) - spent_cents``. Negative means overshoot; the wallet is
-    exhausted when this is ``<= 0``."""
-    if isinstance(spent_cents, bool) or not isinstance(spent_cents, int):
-        raise TypeError(f"spent_cents must be an int, got {type(spent_cents).__name__}")
-    return dollars_to_cents(budget) - spent_cents
-
-
 @dataclass(frozen=True, slots=True)
 class _Accrual:
     """One accruing charge: ``seconds(u) = accrued + max(0, floor((elapsed_us + u) / 1s))`` at
@@ -424,31 +354,6 @@ def _positive(rate: Decimal) -> tuple[int, int] | None:
     return (n * 100, 3600 * d) if n > 0 else None
 
 
-def seconds_until_exhausted(
-    remaining_cents: int, accruals: Iterable[tuple[int, Decimal]]
-) -> int | None:
-    """The first whole second ``t`` at which running charges exhaust the wallet.
-
-    ``accruals`` are ``(seconds_billed_now, rate_per_hour)`` for everything accruing against the
-    wallet: running rentals' GPU time and, if billed, volumes (``(storage_seconds,
-    storage_rate_per_hour(gib, price))``). ``t`` is the least ``t >= 0`` with
-    ``sum(charge_cents(s_i + t, r_i)) >= remaining_cents + sum(charge_cents(s_i, r_i))``, i.e.
-    the moment spent >= budget with per-rental half-up rounding accounted for. 0 if
-    ``remaining_cents <= 0``; ``None`` if nothing accrues (never runs out).
-    """
-    items: list[_Accrual] = []
-    for seconds, rate in accruals:
-        _check_seconds(seconds, "seconds_billed")
-        nd = _positive(rate)
-        if nd is not None:
-            items.append(_Accrual(seconds, 0, nd[0], nd[1]))
-    if remaining_cents <= 0:
-        return 0
-    if not items:
-        return None
-    return _first_whole_second(items, remaining_cents)
-
-
 def exhaustion_at(
     remaining_cents: int, accruals: Iterable[tuple[Meter, Decimal]], now: datetime
 ) -> datetime | None:
@@ -463,7 +368,7 @@ def exhaustion_at(
     past the year 9999.
 
     Algorithm: find the first whole second ``t`` after ``now`` by bisection
-    (see :func:`seconds_until_exhausted`); the crossing lies in ``(now + t - 1s, now + t]``, where
+    (:func:`_first_whole_second`); the crossing lies in ``(now + t - 1s, now + t]``, where
     each meter ticks at most once; bisect over those (at most one per meter) sorted ticks.
     """
     _aware(now, "now")
@@ -500,43 +405,3 @@ def exhaustion_at(
         return now + timedelta(microseconds=ticks[lo])
     except OverflowError:
         return None
-
-
-# --- settlement ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """The final bill of one rental: what the wallet is debited (``total_cents``, exactly once)
-    and what was refunded (failed provisioning: everything that had accrued)."""
-
-    rental_uid: str
-    gpu_cents: int
-    storage_cents: int
-    refunded_cents: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.rental_uid:
-            raise ValueError("rental_uid must not be empty")
-        for name in ("gpu_cents", "storage_cents", "refunded_cents"):
-            _check_seconds(getattr(self, name), name)
-
-    @property
-    def total_cents(self) -> int:
-        return self.gpu_cents + self.storage_cents
-
-
-def refund_for_failed(charged_cents: int) -> int:
-    """Failed provisioning is never billed: everything that accrued is refunded
-    (``status.refundedCents``), and the wallet is debited nothing."""
-    return _check_seconds(charged_cents, "charged_cents")
-
-
-def settle(rental_uid: str, gpu_cents: int, storage_cents: int, failed: bool = False) -> Settlement:
-    """The settlement for a rental ending with these charges; a failed rental's charges are
-    refunded in full and its total is 0."""
-    _check_seconds(gpu_cents, "gpu_cents")
-    _check_seconds(storage_cents, "storage_cents")
-    if failed:
-        return Settlement(rental_uid, 0, 0, refund_for_failed(gpu_cents + storage_cents))
-    return Settlement(rental_uid, gpu_cents, storage_cents)

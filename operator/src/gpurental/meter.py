@@ -1,13 +1,17 @@
 """A rental's meter as it lives in status: segments of running time and of stored volume.
 
-Pure: reads and writes the status dict's billing fields through billing's exact maths. The
-meter is derived from timestamps kept in status (the open segment's start and the seconds of
+Pure: the one adapter between a rental's status dict and billing's exact maths. It reads a
+segment of status as a :class:`billing.Meter` (:func:`gpu_meter`, :func:`storage_meter`) and
+counts its seconds, charges and expiry only through billing, so the operator's status, the
+wallet's reading and the kubectl plugin's live meter are the same numbers, rounded the same way.
+The meter is derived from timestamps kept in status (the open segment's start and the seconds of
 closed ones), never from counters in memory, so an operator restart loses nothing.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,11 +33,12 @@ REFRESHED_FIELDS = frozenset({
 
 
 def _whole_seconds(start: datetime, end: datetime) -> int:
-    # Clock skew between the kubelet and the operator must never bill negative time.
-    return max(int((end - start).total_seconds()), 0)
+    # Clock skew between the kubelet and the operator must never bill negative time; the
+    # floor is billing's, so a segment re-closed or cut back counts exactly what it first did.
+    return billing.whole_seconds(start, end)
 
 
-def is_open(status: dict[str, Any]) -> bool:
+def is_open(status: Mapping[str, Any]) -> bool:
     return bool(status.get("runningSince"))
 
 
@@ -47,9 +52,8 @@ def close_segment(status: dict[str, Any], end: datetime) -> None:
     """Close the open segment at `end` and remember it, so it can be re-closed later."""
     since = status.get("runningSince")
     if since:
-        status["accruedSeconds"] = int(status.get("accruedSeconds") or 0) + _whole_seconds(
-            parse_ts(since), end
-        )
+        # Folding the open segment keeps seconds_billed continuous across the close.
+        status["accruedSeconds"] = billing.seconds_billed(gpu_meter(status), end)
         status["lastSegment"] = {"start": since, "end": format_ts_exact(end),
                                  "podUid": status.get("segmentPodUid") or ""}
     status["runningSince"] = None
@@ -104,11 +108,8 @@ def reopen_segment(status: dict[str, Any], pod_uid: str) -> bool:
 
 
 def close_storage(status: dict[str, Any], end: datetime) -> None:
-    since = status.get("storageSince")
-    if since:
-        status["storageAccruedSeconds"] = int(
-            status.get("storageAccruedSeconds") or 0
-        ) + _whole_seconds(parse_ts(since), end)
+    if status.get("storageSince"):
+        status["storageAccruedSeconds"] = billing.seconds_billed(storage_meter(status), end)
     status["storageSince"] = None
 
 
@@ -119,42 +120,60 @@ def storage_rate(gib: Decimal, price_per_gib_hour: Decimal | None) -> Decimal | 
     return billing.storage_rate_per_hour(gib, price_per_gib_hour)
 
 
-def seconds_billed(status: dict[str, Any], now: datetime) -> int:
-    accrued = int(status.get("accruedSeconds") or 0)
-    since = status.get("runningSince")
-    return accrued + (_whole_seconds(parse_ts(since), now) if since else 0)
+def _meter(status: Mapping[str, Any], accrued: str, since: str) -> billing.Meter:
+    start = status.get(since)
+    return billing.Meter(accrued_seconds=int(status.get(accrued) or 0),
+                         running_since=parse_ts(start) if start else None)
 
 
-def storage_seconds(status: dict[str, Any], now: datetime) -> int:
-    accrued = int(status.get("storageAccruedSeconds") or 0)
-    since = status.get("storageSince")
-    return accrued + (_whole_seconds(parse_ts(since), now) if since else 0)
+def gpu_meter(status: Mapping[str, Any]) -> billing.Meter:
+    """The rental's running time: ``accruedSeconds`` and the open segment's ``runningSince``."""
+    return _meter(status, "accruedSeconds", "runningSince")
 
 
-def gpu_cents(status: dict[str, Any], now: datetime) -> int:
+def storage_meter(status: Mapping[str, Any]) -> billing.Meter:
+    """The volume's stored time: ``storageAccruedSeconds`` and ``storageSince``."""
+    return _meter(status, "storageAccruedSeconds", "storageSince")
+
+
+def seconds_billed(status: Mapping[str, Any], now: datetime) -> int:
+    return billing.seconds_billed(gpu_meter(status), now)
+
+
+def storage_seconds(status: Mapping[str, Any], now: datetime) -> int:
+    return billing.seconds_billed(storage_meter(status), now)
+
+
+def gpu_charge(status: Mapping[str, Any], seconds: int) -> int:
+    """The charge of ``seconds`` of running time at the rental's locked ``ratePerHour``; 0 before
+    a rate is locked."""
     rate = status.get("ratePerHour")
     if not rate:
         return 0
-    return billing.charge_cents(seconds_billed(status, now), Decimal(rate))
+    return billing.charge_cents(seconds, Decimal(rate))
 
 
-def storage_cents(status: dict[str, Any], now: datetime) -> int:
+def gpu_cents(status: Mapping[str, Any], now: datetime) -> int:
+    return gpu_charge(status, seconds_billed(status, now))
+
+
+def storage_cents(status: Mapping[str, Any], now: datetime) -> int:
     rate = status.get("storageRatePerHour")
     if not rate:
         return 0
     return billing.charge_cents(storage_seconds(status, now), Decimal(rate))
 
 
-def total_cents(status: dict[str, Any], now: datetime) -> int:
+def total_cents(status: Mapping[str, Any], now: datetime) -> int:
     return gpu_cents(status, now) + storage_cents(status, now)
 
 
-def billable_cents(status: dict[str, Any], now: datetime) -> int:
+def billable_cents(status: Mapping[str, Any], now: datetime) -> int:
     """What the wallet is charged for this rental: everything accrued, less refunds."""
     return max(total_cents(status, now) - int(status.get("refundedCents") or 0), 0)
 
 
-def refund_all(status: dict[str, Any], now: datetime) -> int:
+def refund_all(status: Mapping[str, Any], now: datetime) -> int:
     """Failed provisioning is never billed: refund whatever accrued."""
     return total_cents(status, now)
 
@@ -180,14 +199,6 @@ def refresh(status: dict[str, Any], now: datetime, prepaid: int | None) -> None:
 def _refresh_expiry(status: dict[str, Any], prepaid: int | None, seconds: int) -> None:
     """expiresAt is the exact moment the open segment reaches the prepaid time; it moves
     when the user extends (raises duration) or pauses (no expiry while paused)."""
-    if prepaid is None:
-        status["expiresAt"] = None
-        status["remainingSeconds"] = None
-        return
-    status["remainingSeconds"] = max(prepaid - seconds, 0)
-    since = status.get("runningSince")
-    if since:
-        accrued = int(status.get("accruedSeconds") or 0)
-        status["expiresAt"] = format_ts(parse_ts(since) + timedelta(seconds=prepaid - accrued))
-    else:
-        status["expiresAt"] = None
+    status["remainingSeconds"] = billing.remaining_seconds(prepaid, seconds)
+    moment = billing.expiry_moment(gpu_meter(status), prepaid)
+    status["expiresAt"] = format_ts(moment) if moment is not None else None

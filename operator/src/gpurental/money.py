@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from gpurental import billing, durations, meter
-from gpurental.clock import format_ts, parse_ts
+from gpurental.clock import format_ts
 from gpurental.holds import Hold
 from gpurental.models import (
     ConditionType,
@@ -65,21 +65,13 @@ def settled_uids(wallet_status: dict[str, Any]) -> frozenset[str]:
     return frozenset(e.get("rentalUid", "") for e in wallet_status.get("settlements") or ())
 
 
-def _meter(status: dict[str, Any], accrued: str, since: str) -> billing.Meter:
-    start = status.get(since)
-    return billing.Meter(accrued_seconds=int(status.get(accrued) or 0),
-                         running_since=parse_ts(start) if start else None)
-
-
 def accruals(status: dict[str, Any]) -> list[tuple[billing.Meter, Decimal]]:
     """The rental's meters that are accruing right now, with their hourly rates."""
     found = []
     if status.get("ratePerHour") and status.get("runningSince"):
-        found.append((_meter(status, "accruedSeconds", "runningSince"),
-                      Decimal(status["ratePerHour"])))
+        found.append((meter.gpu_meter(status), Decimal(status["ratePerHour"])))
     if status.get("storageRatePerHour") and status.get("storageSince"):
-        found.append((_meter(status, "storageAccruedSeconds", "storageSince"),
-                      Decimal(status["storageRatePerHour"])))
+        found.append((meter.storage_meter(status), Decimal(status["storageRatePerHour"])))
     return found
 
 
@@ -158,7 +150,7 @@ def next_deadline(status: dict[str, Any], prepaid: int | None,
     """The next moment money may change the rental's fate: expiry or wallet exhaustion."""
     moments = []
     if prepaid is not None:
-        expiry = billing.expiry_moment(_meter(status, "accruedSeconds", "runningSince"), prepaid)
+        expiry = billing.expiry_moment(meter.gpu_meter(status), prepaid)
         if expiry is not None:
             moments.append(expiry)
     if wallet_exhausts_at is not None:
@@ -200,9 +192,9 @@ def wallet_status(old: dict[str, Any], reading: WalletReading, generation: int,
 
 def _exhausts_at(old: dict[str, Any], reading: WalletReading) -> str | None:
     """When the money runs (or ran) out. Once exhausted it keeps the moment it ran out: the
-    reading says "now" for an exhausted wallet, and a field moving every second would make
-    each status write's own watch event trigger the next write (one write a second, forever,
-    per exhausted wallet)."""
+    reading says "now" for an exhausted wallet, and the status of an exhausted wallet must not
+    move with the clock, or each status write's own watch event would trigger the next write
+    (one write a second, forever, per exhausted wallet)."""
     if reading.exhausted and old.get("exhausted") and old.get("exhaustsAt"):
         return str(old["exhaustsAt"])
     return format_ts(reading.exhausts_at) if reading.exhausts_at else None

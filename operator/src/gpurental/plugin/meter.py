@@ -1,9 +1,10 @@
 """Pure computations behind the plugin: the seed's meter JSON, the KPI summary, status filters,
 extending a duration and matching SSH keys.
 
-Never does I/O or reads the clock: ``now`` is always a parameter. Money is ``Decimal`` in and
-integer cents out, through :func:`gpurental.billing.charge_cents` (the seed's formula, rounded
-half-up once); no float ever touches a price.
+Never does I/O or reads the clock: ``now`` is always a parameter. The live meter is the
+operator's own (:mod:`gpurental.meter`): the same segments, the same whole seconds and the same
+half-up rounding as the status the operator writes, so ``kubectl gpurental`` never disagrees with
+it. Money is ``Decimal`` in and integer cents out; no float ever touches a price.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gpurental import billing, durations
-from gpurental.clock import parse_ts
+from gpurental import durations
+from gpurental import meter as operator_meter
 
 Obj = Mapping[str, Any]
 
@@ -91,26 +92,11 @@ def matches_filter(obj: Obj, status_filter: str) -> bool:
 # --- the meter ---------------------------------------------------------------------------------
 
 
-def _whole_seconds_since(since: str | None, now: datetime) -> int:
-    if not since:
-        return 0
-    # Clock skew between the kubelet and this machine never counts negative time.
-    return max(int((now - parse_ts(since)).total_seconds()), 0)
-
-
 def live_seconds(status: Obj, now: datetime) -> int:
-    """``accruedSeconds`` + whole seconds of the open segment (``runningSince``) at ``now``.
-
-    Falls back to ``secondsBilled`` for a status written before segments were kept, and never
-    reports less than the operator last wrote."""
-    accrued = int(status.get("accruedSeconds") or 0)
-    live = accrued + _whole_seconds_since(status.get("runningSince"), now)
-    return max(live, int(status.get("secondsBilled") or 0))
-
-
-def live_storage_seconds(status: Obj, now: datetime) -> int:
-    accrued = int(status.get("storageAccruedSeconds") or 0)
-    return accrued + _whole_seconds_since(status.get("storageSince"), now)
+    """The operator's ``seconds_billed`` at ``now`` (``accruedSeconds`` + whole seconds of the
+    open segment), never less than the ``secondsBilled`` the operator last wrote: this machine's
+    clock may be behind the operator's, and a meter must not run backwards."""
+    return max(operator_meter.seconds_billed(status, now), int(status.get("secondsBilled") or 0))
 
 
 def rate_of(status: Obj) -> Decimal | None:
@@ -156,12 +142,11 @@ def read(status: Obj, now: datetime, live: bool = True) -> Reading:
         storage = (int(total) - gpu) if total is not None else int(
             status.get("storageChargeCents") or 0)
         return Reading(int(status.get("secondsBilled") or 0), gpu, max(storage, 0), refunded)
+    # A rate the plugin cannot read (a hand-edited status) shows no charge instead of failing.
     seconds = live_seconds(status, now)
-    rate = rate_of(status)
-    gpu = billing.charge_cents(seconds, rate) if rate is not None else 0
-    storage_rate = parse_rate(status.get("storageRatePerHour"))
-    storage = (billing.charge_cents(live_storage_seconds(status, now), storage_rate)
-               if storage_rate is not None else 0)
+    gpu = operator_meter.gpu_charge(status, seconds) if rate_of(status) is not None else 0
+    storage = (operator_meter.storage_cents(status, now)
+               if parse_rate(status.get("storageRatePerHour")) is not None else 0)
     return Reading(seconds, gpu, storage, refunded)
 
 
