@@ -416,6 +416,25 @@ def layout() -> list[tuple[Panel, int, int]]:
                     "p99 {{action}}")],
             unit="s", steps=(("green", None), ("red", 0.1)),
         ), 12, 8),
+        (timeseries(
+            "Garbage collector pauses",
+            "p99 pause of the operator's event loop per collected generation, and how often "
+            "each runs; a full (2) collection delays every stop by as long as it lasts.",
+            [target("histogram_quantile(0.99, sum by (le, generation) "
+                    f"(rate(gpurental_gc_pause_seconds_bucket[{RATE}])))",
+                    "p99 gen {{generation}}"),
+             target(f"sum by (generation) (rate(gpurental_gc_pause_seconds_count[{RATE}]))",
+                    "collections/s gen {{generation}}", ref="B")],
+            unit="s", steps=(("green", None), ("red", 0.1)),
+        ), 12, 8),
+        (timeseries(
+            "Retries by work queue",
+            "Keys re-queued with backoff after a failed pass (rentals, wallets, offers); "
+            "steady retries mean the API server refuses something.",
+            [target(f"sum by (queue) (rate(gpurental_work_retries_total[{RATE}]))",
+                    "{{queue}}")],
+            unit="ops",
+        ), 12, 8),
     ]
 
 
