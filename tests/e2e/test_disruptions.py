@@ -182,8 +182,13 @@ def test_an_evicted_pod_is_replaced_and_the_event_names_the_eviction(
         "evictee", rentals.namespace,
         client.V1Eviction(metadata=client.V1ObjectMeta(name="evictee",
                                                        namespace=rentals.namespace)))
-    eventually(lambda: rentals.status("evictee")["phase"] == "Running"
-               and pod_uid(rentals, "evictee") != first)
+
+    def replaced() -> None:
+        # The evicted pod is gone for a moment before the operator makes the next one.
+        pods = rentals.pods()
+        assert len(pods) == 1 and pods[0].metadata.uid != first, [p.metadata.uid for p in pods]
+        assert rentals.status("evictee")["phase"] == "Running"
+    eventually(replaced)
     status = rentals.status("evictee")
     assert status["disruption"]["reason"] == "Evicted"
     assert "Eviction API" in status["disruption"]["message"]
