@@ -22,7 +22,9 @@ def close_segment(d: Draft, end: datetime | None) -> None:
     loss = d.children.node_loss
     if loss is not None:  # the GPUs were unreachable from the node's last heartbeat
         end = min(end or loss.since, loss.since)
-        if d.children.pod is not None:  # a close made before the loss was declared
+        if d.children.pod is not None:
+            # A segment closed while the node was dead but not yet declared lost ends at
+            # the last heartbeat too: unreachable GPUs are never billed.
             meter.shorten_segment(d.status, d.children.pod.uid, loss.since)
     if meter.is_open(d.status):
         cap = _segment_cap(d)
