@@ -202,3 +202,78 @@ def _refresh_expiry(status: dict[str, Any], prepaid: int | None, seconds: int) -
     status["remainingSeconds"] = billing.remaining_seconds(prepaid, seconds)
     moment = billing.expiry_moment(gpu_meter(status), prepaid)
     status["expiresAt"] = format_ts(moment) if moment is not None else None
+
+
+# --- the state machine's meter steps ---------------------------------------------------------
+# What lifecycle decides to do to the meter, in the meter's own terms: each step below keeps
+# the segments' invariant (at most one open segment, closed segments never overlap, a closed
+# segment's seconds are in accruedSeconds exactly once).
+
+def lock_rate(status: dict[str, Any], rate: Decimal | None) -> None:
+    """The GPU rate is fixed the first time a segment opens: a later price change of the
+    offer never re-prices time already rented."""
+    if "ratePerHour" not in status and rate is not None:
+        status["ratePerHour"] = str(rate)
+
+
+def lock_storage_rate(status: dict[str, Any], gib: Decimal,
+                      price_per_gib_hour: Decimal | None) -> None:
+    """Like the GPU rate, the volume's rate is fixed once, when the volume is first asked for."""
+    if "storageRatePerHour" not in status:
+        rate = storage_rate(gib, price_per_gib_hour)
+        if rate is not None:
+            status["storageRatePerHour"] = str(rate)
+
+
+def start_storage(status: dict[str, Any], now: datetime) -> None:
+    """A billed volume is metered from when it is asked for until it is deleted or lost: a
+    lost claim stores nothing, so its segment never reopens."""
+    if (status.get("storageRatePerHour") and not status.get("storageSince")
+            and not status.get("lostClaim")):
+        status["storageSince"] = format_ts(now)
+
+
+def start_running(status: dict[str, Any], pod_uid: str, started_at: datetime | None,
+                  now: datetime) -> None:
+    """A pod runs: meter it from its container's start. A segment closed for this very pod
+    (a pause decided, the DELETE never sent) continues instead: it was never really closed."""
+    if not is_open(status) and not reopen_segment(status, pod_uid):
+        open_segment(status, started_at or now, pod_uid)
+    status.setdefault("firstStartedAt", format_ts(started_at or now))
+
+
+def bill_unseen_run(status: dict[str, Any], pod_uid: str, started_at: datetime | None,
+                    now: datetime, rate: Decimal | None) -> None:
+    """A running pod that no open segment meters is being stopped. If it is the last closed
+    segment's pod, that segment ends now; otherwise the pod started where no pass saw it run
+    (the operator was down, or the user paused between the kubelet's start and the next
+    pass). Either way it held its GPUs until now, and billing follows the pod's life."""
+    if (status.get("lastSegment") or {}).get("podUid") == pod_uid:
+        reclose_segment(status, pod_uid, now)
+        return
+    lock_rate(status, rate)
+    open_segment(status, started_at or now, pod_uid)
+    close_segment(status, now)
+    status.setdefault("firstStartedAt", format_ts(started_at or now))
+
+
+def count_interruption(status: dict[str, Any], restarted_at: datetime) -> None:
+    """A preempted rental runs again: the time since its last segment ended was interrupted
+    (reported, never billed)."""
+    last = (status.get("lastSegment") or {}).get("end")
+    if last:
+        gap = _whole_seconds(parse_ts(last), restarted_at)
+        status["interruptedSeconds"] = int(status.get("interruptedSeconds") or 0) + gap
+
+
+def refund(status: dict[str, Any], now: datetime) -> None:
+    """Failed first provisioning is never billed: everything accrued is refunded."""
+    status["refundedCents"] = refund_all(status, now)
+
+
+def is_transition(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Does `new` differ from `old` in more than the clock-driven readings? Nulls count as
+    absent: a merge patch stores a null as a missing field."""
+    def fields(status: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in status.items() if k not in REFRESHED_FIELDS and v is not None}
+    return fields(old) != fields(new)
