@@ -25,7 +25,7 @@ hooks.py        identity, request hooks (RBAC later) and admission hooks (webhoo
 faults.py       fault injection and the request record; admin.py serves /_kubesim/
 tls.py          optional HTTPS; kubeconfig.py writes the kubeconfig; launch.py spawns it
 bench.py        `python -m kubesim.bench`
-node.py         the simulated GPU nodes (kubelet + scheduler; provisioner.py for PVCs), a client
+node/           the simulated GPU nodes (kubelet + scheduler; provisioner.py for PVCs), a client
 
 Never imported by the operator (`gpurental`).
 """
