@@ -113,7 +113,7 @@ def filter_node(pod: Obj, requests: dict[str, Decimal], node: NodeState) -> Filt
         return FilterResult(["node(s) were unschedulable"], True)
     taint = untolerated_taint(node.taints, tolerations)
     if taint is not None:
-        # kube-scheduler 1.37 no longer names the taint.
+        # As in kube-scheduler 1.37, the message does not name the taint.
         return FilterResult(["node(s) had untolerated taint(s)"], True)
     if not matches_node_selector(pod, node.labels, node.spec.name):
         return FilterResult(["node(s) didn't match Pod's node affinity/selector"], True)
