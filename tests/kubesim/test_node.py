@@ -903,7 +903,7 @@ def test_unparsable_image_reference_is_invalid_image_name(
 
 
 def test_upper_case_repository_is_an_invalid_image_name() -> None:
-    from kubesim.node import IMAGE_REFERENCE, _reference_error
+    from kubesim.node.images import IMAGE_REFERENCE, _reference_error
 
     assert not IMAGE_REFERENCE.match("MyImage:1")
     assert _reference_error("MyImage:1") == (

@@ -8,7 +8,12 @@ routing.py      URL -> RequestInfo (verb, group, version, resource, namespace, n
 api.py          the REST verbs on resources (get/list/create/update/patch/delete/...)
 watchstream.py  one watch request: initial state or replay, bookmarks, 410, timeouts
 watch.py        per-collection event history (bounded ring) and per-watcher queues
-store.py        objects, the global resourceVersion, generation, finalizers, deletion
+store.py        objects, the global resourceVersion, and the order every write takes
+checks.py       a write's built-in checks: kind, namespace/CRD lifecycle, Priority, validation
+writes.py       server-set metadata on create, update merging, generation
+deletion.py     preconditions, propagation, finalizers, grace periods
+ownership.py    the ownerReference index (garbage collection, foreground deletion)
+encoding.py     JSON bytes and timestamps
 controllers.py  garbage collector, namespace and CRD cleanup, pod grace-period expiry
 kinds.py        built-in kinds' create defaults, immutable fields, CRD status
 objectmeta.py   name and label validation
@@ -25,7 +30,7 @@ hooks.py        identity, request hooks (RBAC later) and admission hooks (webhoo
 faults.py       fault injection and the request record; admin.py serves /_kubesim/
 tls.py          optional HTTPS; kubeconfig.py writes the kubeconfig; launch.py spawns it
 bench.py        `python -m kubesim.bench`
-node.py         the simulated GPU nodes (kubelet + scheduler; provisioner.py for PVCs), a client
+node/           the simulated GPU nodes (kubelet + scheduler; provisioner.py for PVCs), a client
 
 Never imported by the operator (`gpurental`).
 """

@@ -16,12 +16,13 @@ from typing import Any
 import yaml
 
 from . import errors, patch, protobuf, scale, tables
+from .encoding import dumps, loads, now_rfc3339
 from .errors import ApiError
 from .hooks import Hooks, Identity
 from .resources import ResourceType
 from .routing import Target
 from .selectors import Matcher, combine, field_matcher, label_matcher
-from .store import Store, dumps, loads, now_rfc3339
+from .store import Store
 from .watch import Stored
 
 JSON = "application/json"

@@ -12,20 +12,11 @@ import logging
 from typing import Any
 
 from . import endpointslices
+from .deletion import CRD_CLEANUP, FOREGROUND, PVC_PROTECTION
+from .encoding import loads
 from .errors import ApiError
-from .resources import ResourceType
-from .store import (
-    CRD_CLEANUP,
-    CRD_GR,
-    NS_GR,
-    POD_GR,
-    PVC_GR,
-    PVC_PROTECTION,
-    SERVICE_GR,
-    SLICE_GR,
-    Store,
-    loads,
-)
+from .resources import CRD_GR, NS_GR, POD_GR, PVC_GR, SERVICE_GR, SLICE_GR, ResourceType
+from .store import Store
 
 
 def _shut_down(pod: dict[str, Any]) -> bool:
@@ -58,9 +49,9 @@ class Controllers:
         self._claims_queued: set[str] = set()  # namespaces with a claims pass already queued
         self._slices_queued: set[str] = set()  # namespaces with an EndpointSlice pass queued
         store.on_service_changed = self._queue_slices
-        # Owners waiting in foreground deletion. Tracked, not found by scanning: a scan of
-        # every object after every removal made a namespace drain quadratic (a 2,000-object
-        # namespace stalled the whole server for 20 s; found by the benchmark).
+        # Owners waiting in foreground deletion. Tracked, not found by scanning, so that a
+        # namespace drain stays linear: scanning every object after every removal is quadratic
+        # (some 20 s of a stalled server for a 2,000-object namespace).
         self._foreground: set[tuple[tuple[str, str], str, str]] = set()
         store.on_foreground = self._foreground_started
         store.on_graceful = self._schedule_grace_expiry
@@ -124,14 +115,15 @@ class Controllers:
     def collect(self, owner_uid: str) -> None:
         """An owner is gone: delete dependents left without owners, unlink the others."""
         store = self.store
-        for gr, ns, name in list(store.dependents.pop(owner_uid, ())):
+        for gr, ns, name in list(store.owners.dependents.pop(owner_uid, ())):
             rt = store.type_for(gr)
             coll = store.collections.get(gr)
             found = coll.get(ns, name) if coll else None
             if rt is None or found is None:
                 continue
             refs = found.obj["metadata"].get("ownerReferences") or []
-            alive = [r for r in refs if r.get("uid") != owner_uid and r.get("uid") in store.uids]
+            alive = [r for r in refs
+                     if r.get("uid") != owner_uid and r.get("uid") in store.owners.uids]
             with contextlib.suppress(ApiError):
                 if alive:
                     store.strip_owner(gr, ns, name, owner_uid)
@@ -252,10 +244,10 @@ class Controllers:
             rt, coll = store.type_for(gr), store.collections.get(gr)
             stored = coll.get(namespace, name) if coll else None
             meta = stored.obj["metadata"] if stored else {}
-            if rt is None or "foregroundDeletion" not in (meta.get("finalizers") or []):
+            if rt is None or FOREGROUND not in (meta.get("finalizers") or []):
                 self._foreground.discard((gr, namespace, name))
                 continue
-            deps = store.dependents.get(meta["uid"])
+            deps = store.owners.dependents.get(meta["uid"])
             if deps:
                 for dgr, dns, dname in list(deps):
                     drt = store.type_for(dgr)
@@ -264,7 +256,7 @@ class Controllers:
                             store.delete(drt, dns, dname)
                 continue
             self._foreground.discard((gr, namespace, name))
-            store.remove_finalizer(rt, namespace, name, "foregroundDeletion")
+            store.remove_finalizer(rt, namespace, name, FOREGROUND)
 
     async def _drain(self, targets: list[tuple[ResourceType, str | None]]) -> None:
         """Delete every object of the given (type, namespace) pairs; wait until all are gone."""

@@ -8,7 +8,7 @@ a ``ProvisioningSucceeded`` Event. A claim the scheduler chose a node for
 class listed in ``fail_classes`` stay ``Pending`` with a ``ProvisioningFailed`` Warning, as with
 a class that does not exist. Deleting a claim deletes its volume (reclaim policy Delete).
 
-It talks to the API server through the client of :mod:`kubesim.node` (duck-typed here to keep
+It talks to the API server through the client of :mod:`kubesim.node.client` (duck-typed here to keep
 the import one-way).
 """
 

@@ -7,6 +7,15 @@ from typing import Any
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
+# The group/resources whose objects the store and the controllers treat specially.
+POD_GR = ("", "pods")
+PVC_GR = ("", "persistentvolumeclaims")
+SERVICE_GR = ("", "services")
+NS_GR = ("", "namespaces")
+SLICE_GR = ("discovery.k8s.io", "endpointslices")
+CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")
+PRIORITY_CLASS_GR = ("scheduling.k8s.io", "priorityclasses")
+
 
 @dataclass
 class ResourceType:

@@ -15,11 +15,12 @@ from aiohttp import web
 from . import admin, discovery, logs, openapi, rbac, webhooks
 from .api import JSON, Api, parse_body
 from .controllers import Controllers
+from .encoding import dumps
 from .errors import ApiError, PageNotFound, unknown_path
 from .faults import Faults, RequestRecord
 from .hooks import CURRENT, Hooks, RequestInfo
 from .routing import Target, request_info, resolve
-from .store import Store, dumps
+from .store import Store
 from .watchstream import WatchStream
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,11 @@ from aiohttp import web
 
 from . import errors, tables
 from .api import render, selector, wants_table
+from .encoding import dumps
 from .faults import FaultRule
 from .resources import ResourceType
 from .routing import Target
-from .store import Store, dumps
+from .store import Store
 from .watch import Event, Watcher
 
 DEFAULT_TIMEOUT = 1800.0  # the apiserver's --min-request-timeout, randomized up to twice that
