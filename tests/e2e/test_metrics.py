@@ -12,7 +12,8 @@ from gpurental_dev.cluster import OperatorProcess
 
 # Every label the operator may put on a series: bounded sets, never a rental or a time.
 BOUNDED_LABELS = {"namespace", "offer", "phase", "wallet", "action", "result", "verb", "code",
-                  "from_phase", "to_phase", "reason", "le"}
+                  "from_phase", "to_phase", "reason", "le",
+                  "queue", "generation"}  # rentals|wallets|offers; the collector's 0|1|2
 
 
 def stop_count(metrics: Scrape, action: str) -> float:

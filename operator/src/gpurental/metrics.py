@@ -3,7 +3,8 @@
 Gauges that describe the world (active rentals, burn, wallets) are computed at scrape time from
 the operator's cache by a custom collector, so they can never drift from the rentals' status
 and cost nothing between scrapes. Counters and histograms are updated where things happen.
-Label sets are bounded: namespaces, offers, wallets, phases, verbs and codes; never a rental.
+Label sets are bounded: namespaces, offers, wallets, phases, verbs, codes, work queues and
+collector generations; never a rental.
 """
 
 from __future__ import annotations
