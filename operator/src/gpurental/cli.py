@@ -13,7 +13,6 @@ from gpurental.options import DEFAULTS, Options
 
 
 def operator_parser() -> argparse.ArgumentParser:
-    d = DEFAULTS
     parser = argparse.ArgumentParser(
         prog="gpurental-operator",
         description="Turn GpuRentals into GPU pods, metered to the second.",
@@ -21,11 +20,25 @@ def operator_parser() -> argparse.ArgumentParser:
                "ServiceAccount. Example: gpurental-operator --all-namespaces "
                "--metrics-port 8080 --metering-interval 30 --provisioning-timeout 600",
     )
+    for add in (_scope, _metering, _scale, _priority_classes, _webhook, _idle, _misc):
+        add(parser)
+    return parser
+
+
+def _scope(parser: argparse.ArgumentParser) -> None:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--namespace", "-n", action="append", dest="namespaces", default=[],
                        metavar="NS", help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true",
                        help="watch every namespace (the default)")
+    parser.add_argument("--peering", metavar="NAME", default=None,
+                        help="kopf peering object for HA (default: standalone)")
+    parser.add_argument("--priority", type=int, default=DEFAULTS.priority, metavar="N",
+                        help="peering priority (the highest-priority peer is active)")
+
+
+def _metering(parser: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
     parser.add_argument("--metrics-port", type=int, default=d.metrics_port, metavar="PORT",
                         help=f"port for /metrics and /healthz (default {d.metrics_port})")
     parser.add_argument("--metering-interval", type=float, default=d.metering_interval,
@@ -34,6 +47,17 @@ def operator_parser() -> argparse.ArgumentParser:
     parser.add_argument("--provisioning-timeout", type=int, default=d.provisioning_timeout,
                         metavar="SECONDS", help="how long a rental may stay unprovisioned before "
                                                 f"Failed (default {d.provisioning_timeout})")
+
+
+def _scale(parser: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    parser.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                        help=f"rentals reconciled concurrently (default {d.workers})")
+    parser.add_argument("--api-threads", type=int, default=d.api_threads, metavar="N",
+                        help=f"threads for Kubernetes API calls (default {d.api_threads})")
+
+
+def _priority_classes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--on-demand-priority-class", default=None, metavar="NAME",
                         help="PriorityClass of on-demand rentals' pods (the chart's "
                              "gpurental-on-demand); unset: none")
@@ -41,14 +65,9 @@ def operator_parser() -> argparse.ArgumentParser:
                         help="PriorityClass of interruptible offers' pods, lower than the "
                              "on-demand one so those preempt them (the chart's "
                              "gpurental-interruptible); unset: none, and nothing is preempted")
-    parser.add_argument("--workers", type=int, default=d.workers, metavar="N",
-                        help=f"rentals reconciled concurrently (default {d.workers})")
-    parser.add_argument("--api-threads", type=int, default=d.api_threads, metavar="N",
-                        help=f"threads for Kubernetes API calls (default {d.api_threads})")
-    parser.add_argument("--peering", metavar="NAME", default=None,
-                        help="kopf peering object for HA (default: standalone)")
-    parser.add_argument("--priority", type=int, default=d.priority, metavar="N",
-                        help="peering priority (the highest-priority peer is active)")
+
+
+def _webhook(parser: argparse.ArgumentParser) -> None:
     webhook = parser.add_argument_group(
         "validating webhook",
         "off unless --webhook-port is given; a ValidatingWebhookConfiguration (the chart's) "
@@ -58,23 +77,29 @@ def operator_parser() -> argparse.ArgumentParser:
     webhook.add_argument("--webhook-cert-dir", default=None, metavar="DIR",
                          help="directory with tls.crt and tls.key (a mounted kubernetes.io/tls "
                               "Secret); re-read when they change")
-    webhook.add_argument("--webhook-address", default=d.webhook_address, metavar="ADDR",
+    webhook.add_argument("--webhook-address", default=DEFAULTS.webhook_address, metavar="ADDR",
                          help="address to listen on (default: all interfaces)")
+
+
+def _idle(parser: argparse.ArgumentParser) -> None:
+    interval = DEFAULTS.idle_check_interval
     idle = parser.add_argument_group(
         "idle auto-pause", "off unless --prometheus-url is given (needs the DCGM exporter with "
         "pod mapping); rentals opt in with spec.idle or their offer's idle.default")
     idle.add_argument("--prometheus-url", default=None, metavar="URL",
                       help="Prometheus to read DCGM GPU utilisation from, e.g. "
                            "http://prometheus:9090")
-    idle.add_argument("--idle-check-interval", type=float, default=d.idle_check_interval,
+    idle.add_argument("--idle-check-interval", type=float, default=interval,
                       metavar="SECONDS", help="how often running rentals are checked for idle "
-                                              f"GPUs (default {d.idle_check_interval:g})")
-    parser.add_argument("--sshd-image", default=d.sshd_image, metavar="IMAGE",
+                                              f"GPUs (default {interval:g})")
+
+
+def _misc(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sshd-image", default=DEFAULTS.sshd_image, metavar="IMAGE",
                         help="the sshd sidecar's image for offers with access.ssh.enabled that "
                              "name none")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="log every handler call (kopf's own INFO lines)")
-    return parser
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
