@@ -24,6 +24,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="running rentals of the largest level (default 10000; the "
                              "table's smaller levels are 1000 and 3000 where below it)")
     parser.add_argument("--stops", type=int, help="stops per level (default 500)")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the operator in each steady window (raw stacks in the "
+                             "workdir, a summary in the report)")
     parser.add_argument("--provision", type=int, help="rentals created at once")
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     parser.add_argument("--substrate", choices=substrates.NAMES, default=substrates.KUBESIM,
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
+        if args.profile:
+            scale.profile = workdir
         report.note(f"substrate: {args.substrate}")
         with Cluster(workdir / "cluster", nodes=scale.nodes,
                      substrate=args.substrate) as cluster:

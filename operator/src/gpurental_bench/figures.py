@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -24,6 +25,7 @@ from gpurental import builders
 from gpurental.models import OfferSpec, RentalSpec, parse_spec
 from gpurental_dev.substrate import NODES_USER, Kubernetes, Kubesim, Substrate
 
+from . import profile
 from .api import Api, ApiError
 from .report import Figure, Report, percentile
 
@@ -58,6 +60,7 @@ class Scale:
     interval: float = 30.0  # the operator's --metering-interval
     concurrency: int = 32  # requests in flight, for the bulk creates and the baseline
     patience: float = 3600.0  # longest wait for any convergence
+    profile: Path | None = None  # py-spy each level's steady window into this directory
 
     @property
     def steady(self) -> int:
@@ -367,8 +370,11 @@ async def ramp(api: Api, scale: Scale, level: int, created: int) -> int:
     return created + len(names)
 
 
-async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int) -> Level:
+async def steady_level(api: Api, report: Report, scale: Scale, sampler: Sampler,
+                       level: int) -> Level:
     await asyncio.sleep(scale.interval)  # let the ramp's transition writes drain
+    raw = scale.profile / f"steady-{level}.txt" if scale.profile else None
+    spy = profile.start(sampler.process.pid, scale.window, raw) if raw else None
     await api.record()
     cpu_before = server_cpu(api.substrate)
     cpu0, t0 = sampler.cpu_seconds(), time.time()
@@ -388,6 +394,10 @@ async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int) -> 
     running = len(await running_everywhere(api))
     server = {name: (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / elapsed
               for name in cpu_after}
+    if spy is not None and raw is not None:
+        await asyncio.to_thread(spy.wait)
+        for line in profile.summary(raw):
+            report.note(f"{level} running: {line}")
     stops = await stop_latency(api, scale)
     return Level(running, cpu, sampler.peak / 2**20, len(writes) / elapsed,
                  percentile(staleness, 99), server, stops)
@@ -399,7 +409,7 @@ async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler)
         started = time.monotonic()
         created = await ramp(api, scale, level, created)
         report.note(f"ramp to {level} running took {time.monotonic() - started:.0f}s")
-        rows.append(await steady_level(api, scale, sampler, level))
+        rows.append(await steady_level(api, report, scale, sampler, level))
     top = rows[-1]
     report_top(report, scale, top)
     for line in cost_table(rows):

@@ -1,0 +1,34 @@
+"""The bench's profile summary charges each sample to the innermost package on its stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gpurental_bench import profile
+
+LOOP = "_run (asyncio/events.py:80)"
+KOPF = "process_resource_event (kopf/_core/reactor/processing.py:96)"
+RAW = "\n".join([
+    f"{LOOP};{KOPF};cache_rental (gpurental/handlers/rentals.py:14);"
+    "put_rental (gpurental/world.py:105) 30",
+    f"{LOOP};{KOPF};loads (json/__init__.py:346) 50",
+    "_bootstrap (threading.py:995);_run (gpurental/k8s.py:86);"
+    "request (urllib3/poolmanager.py:443) 15",
+    "select (selectors.py:468) 5",
+])
+
+
+def test_samples_are_charged_to_the_innermost_known_package(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.txt"
+    raw.write_text(RAW)
+    lines = profile.summary(raw)
+    assert lines[0] == ("profile: 100 samples; by package: kopf 50%, operator (gpurental) 30%, "
+                        "kubernetes client 15%, event loop, gc and other 5%")
+    assert "profile: self 50.0% loads (json/__init__.py)" in lines
+    assert "profile: self 30.0% put_rental (gpurental/world.py)" in lines
+
+
+def test_an_empty_profile_says_so(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.txt"
+    raw.write_text("")
+    assert profile.summary(raw) == ["profile: no samples"]
