@@ -32,3 +32,7 @@ def test_an_empty_profile_says_so(tmp_path: Path) -> None:
     raw = tmp_path / "raw.txt"
     raw.write_text("")
     assert profile.summary(raw) == ["profile: no samples"]
+
+
+def test_a_profile_py_spy_never_wrote_says_so(tmp_path: Path) -> None:
+    assert profile.summary(tmp_path / "missing.txt")[0].startswith("profile: py-spy recorded")

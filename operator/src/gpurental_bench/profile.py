@@ -37,6 +37,9 @@ def start(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None
 
 def summary(raw: Path, top: int = 8) -> list[str]:
     """Self time by leaf frame and total by package, as percentages of all samples."""
+    if not raw.exists():
+        return ["profile: py-spy recorded nothing (on this machine it intermittently cannot "
+                "read the Python version of a running process)"]
     leaves: Counter[str] = Counter()
     packages: Counter[str] = Counter()
     total = 0
