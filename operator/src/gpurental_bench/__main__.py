@@ -12,7 +12,7 @@ from pathlib import Path
 from gpurental_dev import substrate as substrates
 from gpurental_dev.cluster import Cluster
 
-from . import figures, preemption
+from . import figures, preemption, profile
 from .api import Api
 from .report import Report
 
@@ -25,7 +25,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                              "table's smaller levels are 1000 and 3000 where below it)")
     parser.add_argument("--stops", type=int, help="stops per level (default 500)")
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy the operator in each steady window (raw stacks in the "
+                        help="run the operator under py-spy (raw stacks in the "
                              "workdir, a summary in the report)")
     parser.add_argument("--provision", type=int, help="rentals created at once")
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
@@ -59,9 +59,8 @@ async def measure(cluster: Cluster, scale: figures.Scale, report: Report,
         "--metering-interval", str(scale.interval),
         # Enough API threads for the bulk create bursts; the default 16 is sized for steady
         # state (see cli.py), which the figures below measure too.
-        "--api-threads", "32")
-    assert operator.process is not None
-    sampler = figures.Sampler(operator.process.pid)
+        "--api-threads", "32", profile=scale.profile)
+    sampler = figures.Sampler(operator.pid)
     api = Api(cluster.substrate, workdir, scale.concurrency)
     try:
         await figures.provisioning(api, report, scale)
@@ -70,7 +69,7 @@ async def measure(cluster: Cluster, scale: figures.Scale, report: Report,
     finally:
         sampler.stop()
         await api.close()
-    if operator.process.poll() is not None:
+    if operator.process is not None and operator.process.poll() is not None:
         report.note(f"the operator exited with {operator.process.returncode}!")
 
 
@@ -111,12 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         if args.profile:
-            scale.profile = workdir
+            scale.profile = workdir / "operator-profile.txt"
         report.note(f"substrate: {args.substrate}")
         with Cluster(workdir / "cluster", nodes=scale.nodes,
                      substrate=args.substrate) as cluster:
             cluster.kubectl("apply", "-f", "-", input=figures.OFFERS)
             asyncio.run(measure(cluster, scale, report, workdir))
+        if scale.profile is not None:  # written when the cluster stopped the operator
+            for line in profile.summary(scale.profile):
+                report.note(line)
     report.note(f"bench took {time.monotonic() - started:.0f}s")
     print(report.summary())
 

@@ -25,7 +25,6 @@ from gpurental import builders
 from gpurental.models import OfferSpec, RentalSpec, parse_spec
 from gpurental_dev.substrate import NODES_USER, Kubernetes, Kubesim, Substrate
 
-from . import profile
 from .api import Api, ApiError
 from .report import Figure, Report, percentile
 
@@ -60,7 +59,7 @@ class Scale:
     interval: float = 30.0  # the operator's --metering-interval
     concurrency: int = 32  # requests in flight, for the bulk creates and the baseline
     patience: float = 3600.0  # longest wait for any convergence
-    profile: Path | None = None  # py-spy each level's steady window into this directory
+    profile: Path | None = None  # the operator runs under py-spy, its stacks written here
 
     @property
     def steady(self) -> int:
@@ -373,8 +372,6 @@ async def ramp(api: Api, scale: Scale, level: int, created: int) -> int:
 async def steady_level(api: Api, report: Report, scale: Scale, sampler: Sampler,
                        level: int) -> Level:
     await asyncio.sleep(scale.interval)  # let the ramp's transition writes drain
-    raw = scale.profile / f"steady-{level}.txt" if scale.profile else None
-    spy = profile.start(sampler.process.pid, scale.window, raw) if raw else None
     await api.record()
     cpu_before = server_cpu(api.substrate)
     cpu0, t0 = sampler.cpu_seconds(), time.time()
@@ -394,10 +391,6 @@ async def steady_level(api: Api, report: Report, scale: Scale, sampler: Sampler,
     running = len(await running_everywhere(api))
     server = {name: (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / elapsed
               for name in cpu_after}
-    if spy is not None and raw is not None:
-        await asyncio.to_thread(spy.wait)
-        for line in profile.summary(raw):
-            report.note(f"{level} running: {line}")
     stops = await stop_latency(api, scale)
     return Level(running, cpu, sampler.peak / 2**20, len(writes) / elapsed,
                  percentile(staleness, 99), server, stops)

@@ -1,15 +1,12 @@
-"""Where the operator's CPU goes during a steady-state window: py-spy, summarised.
+"""Where the operator's CPU goes over a bench run: py-spy's stacks, summarised.
 
-`py-spy record --nonblocking` samples the operator process from outside (it never pauses it,
-so the stop latencies measured meanwhile are not the profiler's); its collapsed stacks are
-summed by leaf frame (self time) and by the package each stack spends its time in.
+The operator runs under `py-spy record --nonblocking` (it samples from outside and never
+pauses the process, so the latencies measured meanwhile are not the profiler's); its collapsed
+stacks are summed by leaf frame (self time) and by the package each sample is spent in.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,26 +17,10 @@ PACKAGES = (("gpurental/", "operator (gpurental)"), ("kopf/", "kopf"),
             ("aiohttp/", "aiohttp"))
 
 
-def py_spy() -> str | None:
-    found = Path(sys.executable).parent / "py-spy"
-    return str(found) if found.exists() else shutil.which("py-spy")
-
-
-def start(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
-    exe = py_spy()
-    if exe is None:
-        return None
-    return subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100",
-         "--nonblocking", "--format", "raw", "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def summary(raw: Path, top: int = 8) -> list[str]:
     """Self time by leaf frame and total by package, as percentages of all samples."""
     if not raw.exists():
-        return ["profile: py-spy recorded nothing (on this machine it intermittently cannot "
-                "read the Python version of a running process)"]
+        return ["profile: py-spy recorded nothing"]
     leaves: Counter[str] = Counter()
     packages: Counter[str] = Counter()
     total = 0

@@ -65,11 +65,15 @@ class OperatorProcess:
     """The real `gpurental-operator` console script against the emulator."""
 
     def __init__(self, kubeconfig: Path, workdir: Path, args: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, profile: Path | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.args = list(args)
         self.extra_env = env or {}
+        # Run under `py-spy record --gil` (only the thread holding the GIL: Python CPU, not
+        # threads waiting on sockets; raw stacks written here at stop). py-spy can sample
+        # only a process it started itself on this machine, not attach to a running one.
+        self.profile = profile
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -82,6 +86,9 @@ class OperatorProcess:
         self.starts += 1
         log = open(self.workdir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115
         cmd = [str(BIN / "gpurental-operator"), "--metrics-port", str(self.port), *self.args]
+        if self.profile is not None:
+            cmd = [str(BIN / "py-spy"), "record", "--rate", "100", "--nonblocking", "--gil",
+                   "--format", "raw", "--output", str(self.profile), "--", *cmd]
         env = {**_env(), "KUBECONFIG": str(self.kubeconfig), **self.extra_env}
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
@@ -100,11 +107,36 @@ class OperatorProcess:
             time.sleep(0.1)
         raise TimeoutError("operator did not become healthy")
 
+    @property
+    def pid(self) -> int:
+        """The operator's own process id (py-spy's child when profiled)."""
+        assert self.process is not None
+        if self.profile is None:
+            return self.process.pid
+        import psutil  # a test dependency, like py-spy a dev one: only profiled runs need it
+
+        deadline = time.monotonic() + 10
+        while not (children := psutil.Process(self.process.pid).children()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("py-spy started no operator")
+            time.sleep(0.05)
+        return children[0].pid
+
     def kill(self) -> None:
         """SIGKILL, as the kubelet does when a pod's grace period runs out."""
         _stop(self.process, signal.SIGKILL)
 
     def stop(self) -> None:
+        if self.profile is not None and self.process is not None and self.process.poll() is None:
+            import psutil
+
+            operator = psutil.Process(self.pid)
+            self.process.send_signal(signal.SIGINT)  # py-spy writes its stacks and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(60)
+            with contextlib.suppress(psutil.Error):
+                operator.terminate()
+                operator.wait(30)
         _stop(self.process)
 
     def restart(self) -> None:
@@ -194,10 +226,11 @@ class Cluster:
                                f"{result.stderr}")
         return result
 
-    def start_operator(self, *args: str, env: dict[str, str] | None = None) -> OperatorProcess:
+    def start_operator(self, *args: str, env: dict[str, str] | None = None,
+                       profile: Path | None = None) -> OperatorProcess:
         workdir = self.workdir / f"operator-{len(self.operators)}"
         workdir.mkdir(exist_ok=True)
-        operator = OperatorProcess(self.kubeconfig, workdir, args, env).start()
+        operator = OperatorProcess(self.kubeconfig, workdir, args, env, profile).start()
         self.operators.append(operator)
         return operator
 
