@@ -81,6 +81,18 @@ def bind(http: Call, namespace: str | None, kind: str, role_name: str,
         make(http, f"{RBAC}/namespaces/{namespace}/rolebindings", body)
 
 
+def granted(call: Call, method: str, path: str, **kwargs: Any) -> requests.Response:
+    """The first request after a binding: kube-apiserver's RBAC authorizer reads bindings
+    from an informer, so a grant takes effect a moment after the binding is stored. Retries
+    403s briefly; any other answer (or a 403 that persists) is returned as it is."""
+    deadline = time.monotonic() + 10
+    while True:
+        reply = call(method, path, **kwargs)
+        if reply.status_code != 403 or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.1)
+
+
 def user(name: str) -> dict[str, str]:
     return {"kind": "User", "name": name, "apiGroup": "rbac.authorization.k8s.io"}
 
@@ -129,8 +141,8 @@ def test_role_binding_grants_verbs_in_its_namespace_only(http, token_for, namesp
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list"]}])
     bind(http, namespace, "Role", "cm-writer", [user(alice)])
     call = token_for(user=alice)
-    assert call("POST", f"/api/v1/namespaces/{namespace}/configmaps",
-                json=configmap("a")).status_code == 201
+    assert granted(call, "POST", f"/api/v1/namespaces/{namespace}/configmaps",
+                   json=configmap("a")).status_code == 201
     assert call("GET", f"/api/v1/namespaces/{namespace}/configmaps/a").status_code == 200
     assert call("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/a").status_code == 403
     assert call("GET", "/api/v1/namespaces/default/configmaps").status_code == 403
@@ -147,7 +159,8 @@ def test_resource_names_subresources_and_wildcards(http, token_for, namespace):
         {"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["*"]}])
     bind(http, namespace, "Role", "narrow", [user(alice)])
     call = token_for(user=alice)
-    assert call("GET", f"/api/v1/namespaces/{namespace}/configmaps/mine").status_code == 200
+    assert granted(call, "GET", f"/api/v1/namespaces/{namespace}/configmaps/mine"
+                   ).status_code == 200
     assert call("GET", f"/api/v1/namespaces/{namespace}/configmaps/theirs").status_code == 403
     assert call("GET", f"/api/v1/namespaces/{namespace}/configmaps").status_code == 403
     # */status grants every status subresource, and nothing but status.
@@ -167,10 +180,11 @@ def test_cluster_role_through_role_binding_is_scoped_to_the_namespace(http, toke
                                "verbs": ["list"]}])
     bind(http, namespace, "ClusterRole", name, [user(alice)])
     call = token_for(user=alice)
-    assert call("GET", f"/api/v1/namespaces/{namespace}/configmaps").status_code == 200
+    assert granted(call, "GET", f"/api/v1/namespaces/{namespace}/configmaps"
+                   ).status_code == 200
     assert call("GET", "/api/v1/namespaces/kube-system/configmaps").status_code == 403
     bind(http, None, "ClusterRole", name, [user(alice)])
-    assert call("GET", "/api/v1/namespaces/kube-system/configmaps").status_code == 200
+    assert granted(call, "GET", "/api/v1/namespaces/kube-system/configmaps").status_code == 200
     assert call("GET", "/api/v1/configmaps").status_code == 200
 
 
@@ -180,7 +194,8 @@ def test_group_and_service_account_subjects(http, token_for, namespace):
                                "verbs": ["list"]}])
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     bind(http, namespace, "ClusterRole", name, [{"kind": "Group", "name": team}])
-    assert token_for(user=unique("carol"), groups=[team])("GET", path).status_code == 200
+    assert granted(token_for(user=unique("carol"), groups=[team]), "GET", path
+                   ).status_code == 200
     assert token_for(user=unique("dave"))("GET", path).status_code == 403
     # A ServiceAccount subject without a namespace takes the binding's. (TokenRequest needs
     # the accounts to exist.)
@@ -190,14 +205,14 @@ def test_group_and_service_account_subjects(http, token_for, namespace):
                  {"metadata": {"name": "robot"}})
     bind(http, namespace, "ClusterRole", name, [{"kind": "ServiceAccount", "name": "robot"}])
     robot = token_for(serviceAccount=f"{namespace}/robot")
-    assert robot("GET", path).status_code == 200
+    assert granted(robot, "GET", path).status_code == 200
     other = token_for(serviceAccount="default/robot")
     assert other("GET", path).json()["message"].startswith(
         'configmaps is forbidden: User "system:serviceaccount:default:robot" cannot list')
     # All service accounts of a namespace, through the group the authenticator adds.
     bind(http, "default", "ClusterRole", name,
          [{"kind": "Group", "name": "system:serviceaccounts:default"}])
-    assert other("GET", "/api/v1/namespaces/default/configmaps").status_code == 200
+    assert granted(other, "GET", "/api/v1/namespaces/default/configmaps").status_code == 200
 
 
 def test_token_request_tokens_are_judged_as_the_account(http, token_for, namespace):
@@ -256,7 +271,7 @@ def test_aggregation_fills_rules_from_labelled_cluster_roles(http, token_for, na
     alice = unique("alice")
     bind(http, namespace, "ClusterRole", aggregate, [user(alice)])
     call = token_for(user=alice)
-    assert call("GET", f"/api/v1/namespaces/{namespace}/secrets").status_code == 200
+    assert granted(call, "GET", f"/api/v1/namespaces/{namespace}/secrets").status_code == 200
     # Unlabelling a part takes its rules away again.
     reply = http("PATCH", f"{RBAC}/clusterroles/{part_b}",
                  json={"metadata": {"labels": None}},
