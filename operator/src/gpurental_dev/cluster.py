@@ -76,6 +76,7 @@ class OperatorProcess:
         self.profile = profile
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self._operator_pid = 0
         self.starts = 0
 
     @property
@@ -93,6 +94,7 @@ class OperatorProcess:
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         self._wait_healthy(timeout)
+        self._operator_pid = self.pid  # py-spy's child may outlive a crashed py-spy
         return self
 
     def _wait_healthy(self, timeout: float) -> None:
@@ -127,14 +129,15 @@ class OperatorProcess:
         _stop(self.process, signal.SIGKILL)
 
     def stop(self) -> None:
-        if self.profile is not None and self.process is not None and self.process.poll() is None:
+        if self.profile is not None and self.process is not None:
             import psutil
 
-            operator = psutil.Process(self.pid)
-            self.process.send_signal(signal.SIGINT)  # py-spy writes its stacks and exits
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(60)
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)  # py-spy writes its stacks and exits
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(60)
             with contextlib.suppress(psutil.Error):
+                operator = psutil.Process(self._operator_pid)
                 operator.terminate()
                 operator.wait(30)
         _stop(self.process)
