@@ -34,7 +34,6 @@ def test_every_collection_is_timed_by_its_generation(tuned: None) -> None:
     gc.collect(2)
     gc.collect(0)
     assert _pauses("2") == before[0] + 1 and _pauses("0") == before[1] + 1
-    assert gc.get_threshold() == gc_tuning.THRESHOLDS
     gc_tuning.install()  # twice: still one timer
     assert sum(isinstance(cb, gc_tuning.PauseTimer) for cb in gc.callbacks) == 1
 
@@ -43,6 +42,6 @@ def test_survivors_freeze_and_a_thaw_unfreezes(tuned: None) -> None:
     cache = [{"status": {"phase": "Running"}} for _ in range(1000)]
     frozen = gc_tuning.freeze_survivors()
     assert frozen >= len(cache) and gc.get_freeze_count() == frozen
-    assert gc.get_count()[0] < 100  # the young generation starts empty after a freeze
+    assert gc.get_count()[0] < 100  # the young generation starts (nearly) empty after a freeze
     gc_tuning.thaw()
     assert gc.get_freeze_count() == 0

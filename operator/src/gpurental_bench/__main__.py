@@ -65,7 +65,7 @@ async def measure(cluster: Cluster, scale: figures.Scale, report: Report,
     try:
         await figures.provisioning(api, report, scale)
         await figures.exhaustion(api, report, scale)
-        await figures.steady_state(api, report, scale, sampler)
+        await figures.steady_state(api, report, scale, sampler, operator.metrics_url)
     finally:
         sampler.stop()
         await api.close()

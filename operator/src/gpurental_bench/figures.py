@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import threading
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -342,6 +344,31 @@ async def running_everywhere(api: Api) -> list[dict[str, Any]]:
     return [r for r in rentals if (r.get("status") or {}).get("phase") == "Running"]
 
 
+def gc_pauses(metrics_url: str) -> dict[str, tuple[int, int]]:
+    """The operator's collector pauses so far, per generation: (count, how many over 50 ms),
+    from its gpurental_gc_pause_seconds histogram."""
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    counts: dict[str, int] = {}
+    fast: dict[str, int] = {}
+    for match in re.finditer(r'^gpurental_gc_pause_seconds_bucket\{generation="(\d)",'
+                             r'le="([^"]+)"\} ([0-9.e+]+)$', text, re.M):
+        generation, le, value = match.group(1), match.group(2), int(float(match.group(3)))
+        if le == "+Inf":
+            counts[generation] = value
+        elif le == "0.05":
+            fast[generation] = value
+    return {g: (n, n - fast.get(g, 0)) for g, n in counts.items()}
+
+
+def _gc_note(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
+    parts = []
+    for generation in sorted(after):
+        n0, slow0 = before.get(generation, (0, 0))
+        n1, slow1 = after[generation]
+        parts.append(f"gen{generation} {n1 - n0} ({slow1 - slow0} over 50 ms)")
+    return "collections in the window and its stops: " + ", ".join(parts)
+
+
 @dataclass
 class Level:
     """One row of the cost table: what `running` rentals cost the operator and the server."""
@@ -353,6 +380,7 @@ class Level:
     staleness_p99: float  # seconds since each running rental's last heartbeat
     server: dict[str, float]  # control-plane process -> cores over the window
     stops: StopLatencies
+    gc: str  # the operator's collector pauses meanwhile
 
 
 async def ramp(api: Api, scale: Scale, level: int, created: int) -> int:
@@ -369,9 +397,10 @@ async def ramp(api: Api, scale: Scale, level: int, created: int) -> int:
     return created + len(names)
 
 
-async def steady_level(api: Api, report: Report, scale: Scale, sampler: Sampler,
-                       level: int) -> Level:
+async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int,
+                       metrics_url: str) -> Level:
     await asyncio.sleep(scale.interval)  # let the ramp's transition writes drain
+    gc_before = await asyncio.to_thread(gc_pauses, metrics_url)
     await api.record()
     cpu_before = server_cpu(api.substrate)
     cpu0, t0 = sampler.cpu_seconds(), time.time()
@@ -392,17 +421,20 @@ async def steady_level(api: Api, report: Report, scale: Scale, sampler: Sampler,
     server = {name: (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / elapsed
               for name in cpu_after}
     stops = await stop_latency(api, scale)
+    gc_after = await asyncio.to_thread(gc_pauses, metrics_url)
     return Level(running, cpu, sampler.peak / 2**20, len(writes) / elapsed,
-                 percentile(staleness, 99), server, stops)
+                 percentile(staleness, 99), server, stops, _gc_note(gc_before, gc_after))
 
 
-async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler) -> None:
+async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler,
+                       metrics_url: str) -> None:
     rows, created = [], 0
     for level in scale.levels:
         started = time.monotonic()
         created = await ramp(api, scale, level, created)
         report.note(f"ramp to {level} running took {time.monotonic() - started:.0f}s")
-        rows.append(await steady_level(api, report, scale, sampler, level))
+        rows.append(await steady_level(api, scale, sampler, level, metrics_url))
+        report.note(f"{level} running: {rows[-1].gc}")
     top = rows[-1]
     report_top(report, scale, top)
     for line in cost_table(rows):
