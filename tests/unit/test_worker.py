@@ -167,3 +167,57 @@ def test_backoff_grows_never_shrinks_and_is_capped(failures: int, server: float 
     assert delay <= max(backoff.cap, server or 0.0)
     if server is not None:
         assert delay >= server
+
+
+def test_a_failed_refresh_after_a_conflict_backs_off_and_the_worker_lives_on() -> None:
+    now = [0.0]
+    script = Script({"w": [Conflict("stale")]})
+
+    async def broken_refresh(key: str) -> None:
+        raise RuntimeError("500 on the re-read")
+
+    queue: WorkQueue[str] = WorkQueue(lambda: now[0])
+    loop = WorkLoop("tests", queue, script.reconcile, refresh=broken_refresh)
+
+    async def scenario() -> float | None:
+        queue.add("w")
+        await loop.process_next()  # raises nothing: the failed re-read is retried later
+        return queue.due_in("w")
+
+    assert asyncio.run(scenario()) == 0.5
+
+
+def test_a_worker_survives_an_error_outside_any_pass() -> None:
+    now = [0.0]
+    queue: WorkQueue[str] = WorkQueue(lambda: now[0])
+    passes: list[str] = []
+
+    async def record(key: str) -> None:
+        passes.append(key)
+
+    loop = WorkLoop("tests", queue, record)
+    done = queue.done
+    calls = [0]
+
+    def flaky_done(key: str) -> None:
+        calls[0] += 1
+        done(key)
+        if calls[0] == 1:
+            raise RuntimeError("bookkeeping failed")
+
+    queue.done = flaky_done  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        queue.add("a")
+        task = asyncio.create_task(loop.run())
+        while not passes:
+            await asyncio.sleep(0.005)
+        queue.add("b")
+        while len(passes) < 2:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert passes == ["a", "b"]

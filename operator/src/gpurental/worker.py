@@ -60,7 +60,10 @@ class WorkLoop(Generic[K]):
 
     async def _work(self) -> None:
         while True:
-            await self.process_next()
+            try:
+                await self.process_next()
+            except Exception:  # a worker must outlive any one pass: the others wait on it
+                log.exception("%s worker: unexpected error; continuing", self.name)
 
     async def process_next(self) -> None:
         key = await self.queue.get()
@@ -77,7 +80,11 @@ class WorkLoop(Generic[K]):
             self._failures.pop(key, None)
         except Conflict:
             result = "conflict"
-            await self._after_conflict(key)
+            try:
+                await self._after_conflict(key)
+            except Exception as exc:  # the re-read failed too (a 500, a timeout)
+                result = "error"
+                self._retry_later(key, exc)
         except Exception as exc:
             result = "error"
             self._retry_later(key, exc)
