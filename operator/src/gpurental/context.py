@@ -63,7 +63,7 @@ def build(view: RentalView, world: World, options: Options, findings: IdleFindin
         offer_error=offer_error,
         wallet=wallet,
         provisioning_timeout=options.provisioning_timeout,
-        heartbeat=deadlines.heartbeat_due(view.status, now, options.metering_interval),
+        heartbeat=deadlines.Cadence.of(view.uid, options.metering_interval).due(view.status, now),
         hold=assessment.hold or _idle_hold(view, offer, findings),
         renew_seconds=assessment.renew_seconds,
         prepaid_seconds=assessment.prepaid_seconds,

@@ -7,8 +7,10 @@ their work queue; no timer or task is ever kept per object.
 
 from __future__ import annotations
 
+import math
+import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gpurental import meter, money
@@ -23,23 +25,60 @@ def _age(stamp: str, now: datetime) -> float:
     return (now - parse_ts(stamp)).total_seconds()
 
 
-def heartbeat_due(status: dict[str, Any], now: datetime, interval: float) -> bool:
-    """An open meter whose last heartbeat is an interval old (or missing) is refreshed."""
-    if not meter.is_open(status):
-        return False
-    last = status.get("lastHeartbeatAt")
-    return not last or _age(last, now) >= interval - HEARTBEAT_SLACK
+@dataclass(frozen=True)
+class Cadence:
+    """When one rental's heartbeats fall: every `interval` seconds, at its own `phase` past
+    each multiple of the interval since the epoch (None: an interval after the last one).
+
+    Rentals created together would otherwise tick together for ever: a thousand heartbeat
+    PATCHes and their watch echoes in the same second, every interval, with a user's stop
+    queued behind them. A phase from the rental's uid spreads them evenly over the interval.
+    It is a whole number of seconds plus one half: the status stamps whole seconds
+    (truncating), and the queue may fire half a second early, so a heartbeat written anywhere
+    in [slot - 0.5, slot + 0.5) is stamped in the slot's own second and the next one is due a
+    whole interval later, never twice per slot.
+    """
+
+    interval: float
+    phase: float | None
+
+    @classmethod
+    def of(cls, uid: str, interval: float) -> Cadence:
+        """Phases need whole-second intervals (the stamps' grain); others keep `last + interval`."""
+        if interval < 1 or interval != int(interval):
+            return cls(interval, None)
+        return cls(interval, zlib.crc32(uid.encode()) % int(interval) + 0.5)
+
+    def next_after(self, last: datetime) -> datetime:
+        """The heartbeat after one stamped `last`: the first slot past the stamp's second
+        (between 1.5 s and an interval + 0.5 s later; an interval in the steady state)."""
+        if self.phase is None:
+            return last + timedelta(seconds=self.interval)
+        since_phase = last.timestamp() + HEARTBEAT_SLACK - self.phase
+        slot = (math.floor(since_phase / self.interval) + 1) * self.interval + self.phase
+        return datetime.fromtimestamp(slot, tz=UTC)
+
+    def due(self, status: dict[str, Any], now: datetime) -> bool:
+        """An open meter whose next heartbeat has come (or that has none yet) is refreshed."""
+        if not meter.is_open(status):
+            return False
+        last = status.get("lastHeartbeatAt")
+        return not last or self.until_next(last, now) <= HEARTBEAT_SLACK
+
+    def until_next(self, last: str, now: datetime) -> float:
+        """Seconds from `now` to the heartbeat after the one stamped `last`."""
+        return (self.next_after(parse_ts(last)) - now).total_seconds()
 
 
 def rental_delay(status: dict[str, Any], requeue_after: float | None, prepaid: int | None,
                  wallet_exhausts_at: datetime | None, now: datetime,
-                 interval: float) -> float | None:
+                 cadence: Cadence) -> float | None:
     """Seconds until the rental's next pass: the plan's own requeue, the next heartbeat, or
     the moment money changes its fate (expiry, wallet exhaustion) while its meter runs."""
     delays = [requeue_after] if requeue_after is not None else []
     running = meter.is_open(status)
     if running and status.get("lastHeartbeatAt"):
-        delays.append(interval - _age(status["lastHeartbeatAt"], now))
+        delays.append(cadence.until_next(status["lastHeartbeatAt"], now))
     deadline = money.next_deadline(status, prepaid, wallet_exhausts_at)
     if deadline is not None and running:
         delays.append((deadline - now).total_seconds())

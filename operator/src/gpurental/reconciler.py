@@ -71,7 +71,7 @@ class RentalReconciler:
         await self.executor.execute(view, plan)
         if children.pod is None:
             self.stops.forget(key)
-        self._schedule_next(key, plan, ctx)
+        self._schedule_next(view, plan, ctx)
         if plan.status.get("phase") != view.status.get("phase") and view.spec.get("wallet"):
             self._wake_wallet((view.namespace, str(view.spec["wallet"])))
 
@@ -102,10 +102,10 @@ class RentalReconciler:
         latest = events[-1]
         return f"{latest.get('reason', 'Warning')}: {latest.get('message', '')}"
 
-    def _schedule_next(self, key: Key, plan: Plan, ctx: Context) -> None:
+    def _schedule_next(self, view: RentalView, plan: Plan, ctx: Context) -> None:
         """Re-add the rental at its next deadline: one timer for all of them."""
+        cadence = deadlines.Cadence.of(view.uid, self.options.metering_interval)
         delay = deadlines.rental_delay(plan.status, plan.requeue_after, ctx.prepaid_seconds,
-                                       ctx.wallet_exhausts_at, self.clock.now(),
-                                       self.options.metering_interval)
+                                       ctx.wallet_exhausts_at, self.clock.now(), cadence)
         if delay is not None:
-            self._schedule(key, delay)
+            self._schedule(view.key, delay)
