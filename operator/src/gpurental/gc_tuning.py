@@ -53,10 +53,11 @@ def install() -> None:
         gc.callbacks.append(PauseTimer())
 
 
-def freeze_survivors() -> int:
-    """Freeze everything tracked so far; returns the frozen count."""
+def freeze_survivors() -> None:
+    """Freeze everything tracked so far. (Never ask `gc.get_freeze_count()` here: it counts
+    by walking the frozen list, millions of objects, a 2 % CPU cost every 10 s at 3,000
+    rentals in a profile; the freeze itself splices two lists.)"""
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 def thaw() -> None:
