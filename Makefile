@@ -36,8 +36,10 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m gpurental_dev.demo $(DEMO_ARGS)
 
-# The figures of issue 6 (stop latency, provisioning, 10k steady state, wallet exhaustion)
-# against the emulated cluster; minutes, not part of `make test` (its smoke run is).
+# Stop latency at 10,000 running, provisioning until Running, the steady state's cost at
+# 1,000 / 3,000 / 10,000 running and wallet exhaustion, against the emulated cluster
+# (BENCH_ARGS="--substrate kubernetes" for the real control plane); minutes, not part of
+# `make test` (its smoke run is).
 bench: $(STAMP)
 	$(PY) -m gpurental_bench $(BENCH_ARGS)
 

@@ -67,7 +67,6 @@ def build(view: RentalView, world: World, options: Options, findings: IdleFindin
         hold=assessment.hold or _idle_hold(view, offer, findings),
         renew_seconds=assessment.renew_seconds,
         prepaid_seconds=assessment.prepaid_seconds,
-        wallet_exhausts_at=wallet.reading.exhausts_at if wallet else None,
         priority_class=options.priority_class(offer),
         sshd_image=options.sshd_image,
     )

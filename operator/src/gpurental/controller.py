@@ -53,13 +53,13 @@ class Controller:
         self.offer_queue: WorkQueue[str] = WorkQueue(clock.monotonic)
         self.wallets = WalletReconciler(
             self.world, kube, clock, options.metering_interval,
-            schedule=self._schedule_wallet, wake_rentals=self.enqueue)
+            schedule=self.wallet_queue.add, wake_rentals=self.enqueue)
         self.offers = OfferReconciler(self.world, kube, clock)
         executor = PlanExecutor(kube, self.world, clock, echoes=self.echoes,
                                 events=self.events, stops=self.stops, charges=self.charges)
         self.rentals = RentalReconciler(
             self.world, kube, clock, options, executor=executor, stops=self.stops,
-            findings=self.idle_findings, schedule=self._schedule_rental,
+            findings=self.idle_findings, schedule=self.queue.add,
             wake_wallet=self.enqueue_wallet)
         self.loops = (
             WorkLoop("rentals", self.queue, self.rentals.urgent_aware,
@@ -151,12 +151,6 @@ class Controller:
 
     def enqueue_wallet(self, key: Key) -> None:
         self.wallet_queue.add(key)
-
-    def _schedule_rental(self, key: Key, delay: float) -> None:
-        self.queue.add(key, delay)
-
-    def _schedule_wallet(self, key: Key, delay: float) -> None:
-        self.wallet_queue.add(key, delay)
 
     # --- running -----------------------------------------------------------------------------
 

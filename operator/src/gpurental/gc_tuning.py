@@ -29,7 +29,7 @@ from gpurental import metrics
 
 log = logging.getLogger(__name__)
 
-REFREEZE_SECONDS = 1.0
+REFREEZE_SECONDS = 10.0
 THAW_SECONDS = 3600.0
 
 

@@ -32,12 +32,6 @@ REFRESHED_FIELDS = frozenset({
 })
 
 
-def _whole_seconds(start: datetime, end: datetime) -> int:
-    # Clock skew between the kubelet and the operator must never bill negative time; the
-    # floor is billing's, so a segment re-closed or cut back counts exactly what it first did.
-    return billing.whole_seconds(start, end)
-
-
 def is_open(status: Mapping[str, Any]) -> bool:
     return bool(status.get("runningSince"))
 
@@ -71,7 +65,8 @@ def reclose_segment(status: dict[str, Any], pod_uid: str, end: datetime) -> None
     if end <= old_end:
         return
     status["accruedSeconds"] = (int(status.get("accruedSeconds") or 0)
-                                - _whole_seconds(start, old_end) + _whole_seconds(start, end))
+                                - billing.whole_seconds(start, old_end)
+                                + billing.whole_seconds(start, end))
     status["lastSegment"] = {**last, "end": format_ts_exact(end)}
 
 
@@ -87,7 +82,8 @@ def shorten_segment(status: dict[str, Any], pod_uid: str, end: datetime) -> None
         return
     end = max(end, start)
     status["accruedSeconds"] = (int(status.get("accruedSeconds") or 0)
-                                - _whole_seconds(start, old_end) + _whole_seconds(start, end))
+                                - billing.whole_seconds(start, old_end)
+                                + billing.whole_seconds(start, end))
     status["lastSegment"] = {**last, "end": format_ts_exact(end)}
 
 
@@ -100,7 +96,8 @@ def reopen_segment(status: dict[str, Any], pod_uid: str) -> bool:
     if is_open(status) or not last or last.get("podUid") != pod_uid:
         return False
     start, end = parse_ts(last["start"]), parse_ts(last["end"])
-    status["accruedSeconds"] = int(status.get("accruedSeconds") or 0) - _whole_seconds(start, end)
+    status["accruedSeconds"] = (int(status.get("accruedSeconds") or 0)
+                                - billing.whole_seconds(start, end))
     status["runningSince"] = last["start"]
     status["segmentPodUid"] = pod_uid
     status["lastSegment"] = None
@@ -262,7 +259,7 @@ def count_interruption(status: dict[str, Any], restarted_at: datetime) -> None:
     (reported, never billed)."""
     last = (status.get("lastSegment") or {}).get("end")
     if last:
-        gap = _whole_seconds(parse_ts(last), restarted_at)
+        gap = billing.whole_seconds(parse_ts(last), restarted_at)
         status["interruptedSeconds"] = int(status.get("interruptedSeconds") or 0) + gap
 
 

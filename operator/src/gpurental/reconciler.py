@@ -105,7 +105,8 @@ class RentalReconciler:
     def _schedule_next(self, view: RentalView, plan: Plan, ctx: Context) -> None:
         """Re-add the rental at its next deadline: one timer for all of them."""
         cadence = deadlines.Cadence.of(view.uid, self.options.metering_interval)
+        exhausts_at = ctx.wallet.reading.exhausts_at if ctx.wallet else None
         delay = deadlines.rental_delay(plan.status, plan.requeue_after, ctx.prepaid_seconds,
-                                       ctx.wallet_exhausts_at, self.clock.now(), cadence)
+                                       exhausts_at, self.clock.now(), cadence)
         if delay is not None:
             self._schedule(view.key, delay)

@@ -102,14 +102,16 @@ class World:
     # --- rentals ---------------------------------------------------------------------------
 
     def put_rental(self, body: dict[str, Any]) -> RentalView | None:
-        """Cache a rental body; returns its view, or None if the body was stale."""
-        view = RentalView.from_dict(body)
-        rv = body.get("metadata", {}).get("resourceVersion")
-        cached = self.rentals.get(view.key)
-        if cached is not None and cached.view.uid == view.uid and not _newer(
+        """Cache a rental body; returns its view, or None if the body was stale (the watch
+        echo of a write whose response is cached already, at every heartbeat)."""
+        meta = body.get("metadata", {})
+        rv = meta.get("resourceVersion")
+        cached = self.rentals.get((meta.get("namespace", ""), meta.get("name", "")))
+        if cached is not None and cached.view.uid == meta.get("uid", "") and not _newer(
             rv, cached.resource_version
         ):
             return None
+        view = RentalView.from_dict(body)
         if cached is not None:
             view.inherit_parsed(cached.view)
             self._unindex(cached.view)

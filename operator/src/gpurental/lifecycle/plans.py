@@ -60,7 +60,6 @@ class Context:
     heartbeat: bool = False  # refresh the meter even if nothing else changed
     prepaid_seconds: int | None = None  # running time paid for (duration, renewals, cap)
     renew_seconds: int = 0  # the money layer approved one more auto-renewal of this length
-    wallet_exhausts_at: datetime | None = None  # when the rental's wallet is predicted to run out
     diagnosis: str | None = None  # warning events on the children, fetched on provisioning timeout
     # When a billed pod that vanished unseen began terminating (its kubelet's Killing Event),
     # fetched when the plan asks: the pod's own last state was lost with an operator restart.
