@@ -43,11 +43,11 @@ def test_a_running_rental_comes_back_at_its_next_heartbeat() -> None:
 def test_a_rentals_heartbeats_fall_at_its_own_phase() -> None:
     cadence = deadlines.Cadence(INTERVAL, 7.5)  # 7.5 s past each multiple of 30 s
     clock = ManualClock(datetime(2026, 6, 7, 8, 0, 0, tzinfo=UTC))  # a multiple of 30 s
-    opened = running(clock, 0)  # stamped at 08:00:00: the next slot is 08:00:07.5
-    assert deadlines.rental_delay(opened, None, None, None, clock.now(), cadence) == 7.5
-    clock.advance(7)
+    opened = running(clock, 0)  # 08:00:00; 08:00:07.5 is too soon, 08:00:37.5 is next
+    assert deadlines.rental_delay(opened, None, None, None, clock.now(), cadence) == 37.5
+    clock.advance(37)
     assert cadence.due(opened, clock.now())  # half a second early is due
-    stamped = {**opened, "lastHeartbeatAt": format_ts(clock.now())}  # 08:00:07
+    stamped = {**opened, "lastHeartbeatAt": format_ts(clock.now())}  # 08:00:37
     assert not cadence.due(stamped, clock.now())  # never twice for one slot
     assert deadlines.rental_delay(stamped, None, None, None, clock.now(), cadence) == 30.5
 
@@ -74,7 +74,7 @@ def test_a_heartbeat_written_near_its_slot_makes_the_next_one_a_whole_interval_l
     cadence = deadlines.Cadence.of(str(uid), float(interval))
     last = datetime.fromtimestamp(stamp, tz=UTC)
     slot = cadence.next_after(last)
-    assert timedelta(seconds=1.5) <= slot - last <= timedelta(seconds=interval + 0.5)
+    assert timedelta(seconds=interval / 2) < slot - last <= timedelta(seconds=1.5 * interval + 1)
     for written in (slot - timedelta(seconds=early), slot + timedelta(seconds=late)):
         status = running(ManualClock(written), 0)  # stamped in whole seconds, truncated
         assert not cadence.due(status, written)

@@ -50,11 +50,14 @@ class Cadence:
         return cls(interval, zlib.crc32(uid.encode()) % int(interval) + 0.5)
 
     def next_after(self, last: datetime) -> datetime:
-        """The heartbeat after one stamped `last`: the first slot past the stamp's second
-        (between 1.5 s and an interval + 0.5 s later; an interval in the steady state)."""
+        """The heartbeat after one stamped `last`: the first slot more than half an interval
+        later. In the steady state that is exactly an interval; a meter just opened (or a
+        heartbeat written more than half an interval late) waits half to one and a half
+        intervals, so a rental's start costs no extra write."""
         if self.phase is None:
             return last + timedelta(seconds=self.interval)
-        since_phase = last.timestamp() + HEARTBEAT_SLACK - self.phase
+        gap = max(self.interval / 2, HEARTBEAT_SLACK)
+        since_phase = last.timestamp() + gap - self.phase
         slot = (math.floor(since_phase / self.interval) + 1) * self.interval + self.phase
         return datetime.fromtimestamp(slot, tz=UTC)
 
