@@ -15,7 +15,7 @@ from .background import Background
 from .client import ApiError, KubeClient
 from .events import EventRecorder
 from .images import IMAGE_REFERENCE, full_image_ref, invalid_reference_message
-from .objects import MERGE_PATCH, TERMINAL_PHASES, Obj, object_key, pod_path, rfc3339
+from .objects import STRATEGIC_MERGE_PATCH, TERMINAL_PHASES, Obj, object_key, pod_path, rfc3339
 from .podstatus import pending_status, rejected_status, running_status, succeeded_status
 from .state import NodeState
 from .volumes import Unready, confirm_unready, mount_failure_message, unready_claims
@@ -252,7 +252,7 @@ class Kubelet:
     async def _patch_status(self, pod: Obj, status: Obj) -> None:
         try:
             await self.client.request("PATCH", pod_path(pod, "/status"), {"status": status},
-                                      content_type=MERGE_PATCH)
+                                      content_type=STRATEGIC_MERGE_PATCH)
         except ApiError as exc:
             if exc.status != 404:
                 raise

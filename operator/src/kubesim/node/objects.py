@@ -33,6 +33,9 @@ def pod_path(pod: Obj, sub: str = "") -> str:
 
 
 MERGE_PATCH = "application/merge-patch+json"
+# A kubelet patches pod status strategically (conditions merge by type), so a condition it
+# does not own - the scheduler's DisruptionTarget on a preemption victim - survives its writes.
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 def with_condition(conditions: list[Obj], new: Obj) -> list[Obj]:

@@ -38,8 +38,12 @@ def conditions(pod: Obj, *, ready: bool, not_ready: Obj | None = None,
         since = old.get("lastTransitionTime") if old.get("status") == status else None
         out: Obj = {"type": kind, "status": status, "lastProbeTime": None,
                     "lastTransitionTime": since or now}
+        # Explicit nulls: the patch is strategic (merged by type), and a condition that
+        # turned True must lose the reason and message it had while False.
         if not ok and extra:
             out.update(reason=extra["reason"], message=extra["message"])
+        else:
+            out.update(reason=None, message=None)
         return out
 
     return [cond("PodReadyToStartContainers", ready_to_start),
