@@ -53,7 +53,9 @@ def wallet_of(world: World, namespace: str, name: Any, now: datetime) -> money.W
 
 
 def build(view: RentalView, world: World, options: Options, findings: IdleFindings,
-          now: datetime) -> Context:
+          now: datetime, cadence: deadlines.Cadence) -> Context:
+    """The pass's context; `cadence` is the rental's heartbeat slots (the reconciler keeps
+    the same object to schedule the next one)."""
     offer, offer_error = offer_of(world, str(view.spec.get("offer", "")))
     wallet = wallet_of(world, view.namespace, view.spec.get("wallet"), now)
     assessment = _assess(view, offer, wallet, now)
@@ -63,7 +65,7 @@ def build(view: RentalView, world: World, options: Options, findings: IdleFindin
         offer_error=offer_error,
         wallet=wallet,
         provisioning_timeout=options.provisioning_timeout,
-        heartbeat=deadlines.Cadence.of(view.uid, options.metering_interval).due(view.status, now),
+        heartbeat=cadence.due(view.status, now),
         hold=assessment.hold or _idle_hold(view, offer, findings),
         renew_seconds=assessment.renew_seconds,
         prepaid_seconds=assessment.prepaid_seconds,

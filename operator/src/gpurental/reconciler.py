@@ -56,7 +56,9 @@ class RentalReconciler:
         view = self.world.rental(key)
         if view is None:
             return
-        ctx = context.build(view, self.world, self.options, self.findings, self.clock.now())
+        cadence = deadlines.Cadence.of(view.uid, self.options.metering_interval)
+        ctx = context.build(view, self.world, self.options, self.findings, self.clock.now(),
+                            cadence)
         await self._time_node_loss(view)
         children = self.world.children(view.uid)
         plan = lifecycle.plan(view, children, ctx)
@@ -71,7 +73,7 @@ class RentalReconciler:
         await self.executor.execute(view, plan)
         if children.pod is None:
             self.stops.forget(key)
-        self._schedule_next(view, plan, ctx)
+        self._schedule_next(view, plan, ctx, cadence)
         if plan.status.get("phase") != view.status.get("phase") and view.spec.get("wallet"):
             self._wake_wallet((view.namespace, str(view.spec["wallet"])))
 
@@ -102,9 +104,9 @@ class RentalReconciler:
         latest = events[-1]
         return f"{latest.get('reason', 'Warning')}: {latest.get('message', '')}"
 
-    def _schedule_next(self, view: RentalView, plan: Plan, ctx: Context) -> None:
+    def _schedule_next(self, view: RentalView, plan: Plan, ctx: Context,
+                       cadence: deadlines.Cadence) -> None:
         """Re-add the rental at its next deadline: one timer for all of them."""
-        cadence = deadlines.Cadence.of(view.uid, self.options.metering_interval)
         exhausts_at = ctx.wallet.reading.exhausts_at if ctx.wallet else None
         delay = deadlines.rental_delay(plan.status, plan.requeue_after, ctx.prepaid_seconds,
                                        exhausts_at, self.clock.now(), cadence)
