@@ -201,6 +201,14 @@ def seconds_billed(meter: Meter, now: datetime) -> int:
     return meter.accrued_seconds + whole_seconds(meter.running_since, now)
 
 
+def next_tick(meter: Meter, now: datetime) -> datetime | None:
+    """The first instant after ``now`` at which ``seconds_billed(meter, ·)`` changes (its open
+    segment's next whole second); ``None`` for a closed meter, which never changes."""
+    if meter.running_since is None:
+        return None
+    return meter.running_since + (whole_seconds(meter.running_since, now) + 1) * _SECOND
+
+
 # --- duration, expiry, renewals --------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ end) to it when the plan asks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,11 +35,39 @@ def offer_of(world: World, name: str) -> tuple[OfferSpec | None, str | None]:
         return None, f'GpuOffer "{name}" is invalid: {exc}'
 
 
+@dataclass(frozen=True)
+class _Reading:
+    version: int
+    at: datetime
+    wallet: money.Wallet
+
+    def holds(self, version: int, now: datetime) -> bool:
+        """Is this reading exact at `now`? Nothing it was read from changed, no meter ticked
+        since, and the wallet is not exhausted (whose reading says "now", not a moment)."""
+        reading = self.wallet.reading
+        return (version == self.version and self.at <= now and not reading.exhausted
+                and (reading.holds_until is None or now < reading.holds_until))
+
+
 def wallet_of(world: World, namespace: str, name: Any, now: datetime) -> money.Wallet | None:
-    """A wallet's spec and live reading over every rental it pays for, from the cache."""
+    """A wallet's spec and live reading over every rental it pays for, from the cache.
+
+    Every pass of each of the wallet's rentals asks for it, and reading it is linear in its
+    rentals (42 ms at 1,000): the last reading is reused while it is exact (`_Reading.holds`)."""
     if not name:
         return None
     key = (namespace, str(name))
+    version = world.wallet_version(key)
+    last = world.readings.get(key)
+    if last is not None and last.holds(version, now):
+        return last.wallet
+    wallet = _read_wallet(world, key, now)
+    if wallet is not None:
+        world.readings[key] = _Reading(version, now, wallet)
+    return wallet
+
+
+def _read_wallet(world: World, key: Key, now: datetime) -> money.Wallet | None:
     body = world.wallets.get(key)
     if body is None:
         return None
@@ -48,7 +77,7 @@ def wallet_of(world: World, namespace: str, name: Any, now: datetime) -> money.W
         return None
     rentals = [r for k in world.rentals_of_wallet(key) if (r := world.rental(k)) is not None]
     status = body.get("status") or {}
-    return money.Wallet(str(name), spec, money.read_wallet(spec, status, rentals, now),
+    return money.Wallet(key[1], spec, money.read_wallet(spec, status, rentals, now),
                         money.settled_uids(status))
 
 

@@ -123,9 +123,9 @@ class Controller:
         """Cache a wallet; returns the rentals it pays for."""
         key = _key(body)
         if deleted:
-            self.world.wallets.pop(key, None)
+            self.world.drop_wallet(key)
         else:
-            self.world.wallets[key] = dict(body)
+            self.world.put_wallet(key, dict(body))
         return list(self.world.rentals_of_wallet(key))
 
     def wallet_changed(self, body: dict[str, Any], deleted: bool) -> None:

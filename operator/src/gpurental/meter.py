@@ -32,6 +32,17 @@ REFRESHED_FIELDS = frozenset({
 })
 
 
+# Every field a wallet's reading reads of a rental's status (`billable_cents` and
+# `money.accruals`): two statuses equal in these are charged the same at every moment, so a
+# heartbeat (which rewrites only REFRESHED_FIELDS) never invalidates a cached reading.
+BILLING_FIELDS = ("accruedSeconds", "runningSince", "ratePerHour", "storageAccruedSeconds",
+                  "storageSince", "storageRatePerHour", "refundedCents")
+
+
+def billing_inputs(status: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(status.get(name) for name in BILLING_FIELDS)
+
+
 def is_open(status: Mapping[str, Any]) -> bool:
     return bool(status.get("runningSince"))
 

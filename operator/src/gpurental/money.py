@@ -36,6 +36,9 @@ class WalletReading:
     spent_cents: int
     burn_cents_per_hour: int
     exhausts_at: datetime | None
+    # Every figure above holds until this moment (the next tick of one of the wallet's running
+    # meters) while nothing it was read from changes; None: nothing accrues.
+    holds_until: datetime | None = None
 
     @property
     def remaining_cents(self) -> int:
@@ -90,11 +93,13 @@ def read_wallet(spec: WalletSpec, wallet_status: dict[str, Any],
         spent += meter.billable_cents(rental.status, now)
         running.extend(accruals(rental.status))
     budget = spec.budget_cents
+    ticks = [tick for m, _ in running if (tick := billing.next_tick(m, now)) is not None]
     return WalletReading(
         budget_cents=budget,
         spent_cents=spent,
         burn_cents_per_hour=billing.burn_cents_per_hour(rate for _, rate in running),
         exhausts_at=billing.exhaustion_at(budget - spent, running, now),
+        holds_until=min(ticks, default=None),
     )
 
 

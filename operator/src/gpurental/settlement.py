@@ -73,6 +73,6 @@ async def settle_deleted_rental(
                 body["metadata"].get("resourceVersion"))
         except Conflict:
             continue
-        world.wallets[(view.namespace, wallet)] = updated
+        world.put_wallet((view.namespace, wallet), updated)
         return
     raise Conflict(f"wallet {view.namespace}/{wallet} kept changing while settling {view.name}")

@@ -39,9 +39,9 @@ class WalletReconciler:
         """After a conflict: the server's version replaces the cache's stale one."""
         body = await self.kube.get_wallet(*key)
         if body is None:
-            self.world.wallets.pop(key, None)
+            self.world.drop_wallet(key)
         else:
-            self.world.wallets[key] = body
+            self.world.put_wallet(key, body)
 
     async def reconcile(self, key: Key) -> None:
         now = self.clock.now()
@@ -58,7 +58,7 @@ class WalletReconciler:
             updated = await self.kube.patch_status(
                 WALLETS, key[0], key[1], status_merge_patch(old, new),
                 body["metadata"].get("resourceVersion"))
-            self.world.wallets[key] = updated
+            self.world.put_wallet(key, updated)
             self.echoes.wrote(key, updated)
         if bool(old.get("exhausted")) != reading.exhausted:
             self._wake_rentals(*self.world.rentals_of_wallet(key))

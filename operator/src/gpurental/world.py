@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpurental import meter
 from gpurental.constants import ANNOTATION_KEYS_DIGEST
 from gpurental.observed import (
     Children,
@@ -32,6 +33,13 @@ from gpurental.observed import (
     ServiceView,
     controller_uid,
 )
+
+
+def _billed_differently(old: RentalView, new: RentalView) -> bool:
+    """Would a wallet read `new` differently from `old`: another rental (a recreated name),
+    another wallet, or a meter that changed?"""
+    return (old.uid != new.uid or old.spec.get("wallet") != new.spec.get("wallet")
+            or meter.billing_inputs(old.status) != meter.billing_inputs(new.status))
 
 
 def _newer(candidate: str | None, cached: str | None) -> bool:
@@ -98,6 +106,13 @@ class World:
     wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
     _by_wallet: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    # Bumped whenever anything a wallet's reading is read from changes: its body, the set of
+    # its rentals, or one of their meters (not a heartbeat: see meter.BILLING_FIELDS).
+    _wallet_versions: dict[Key, int] = field(default_factory=dict)
+    # The last reading of each wallet, with the version it was read at (context.wallet_of):
+    # a wallet paying for n running rentals is read once per meter tick, not on every one of
+    # their n passes (n x n per interval).
+    readings: dict[Key, Any] = field(default_factory=dict)
 
     # --- rentals ---------------------------------------------------------------------------
 
@@ -115,6 +130,9 @@ class World:
         if cached is not None:
             view.inherit_parsed(cached.view)
             self._unindex(cached.view)
+        if cached is None or _billed_differently(cached.view, view):
+            self._touch_wallet(cached.view if cached is not None else None)
+            self._touch_wallet(view)
         self.rentals[view.key] = _Entry(view, rv)
         self.rental_keys_by_uid[view.uid] = view.key
         self._index(view)
@@ -123,9 +141,31 @@ class World:
     def drop_rental(self, key: Key) -> None:
         entry = self.rentals.pop(key, None)
         if entry is not None:
+            self._touch_wallet(entry.view)
             self._unindex(entry.view)
             self.rental_keys_by_uid.pop(entry.view.uid, None)
             self.gone_pods.pop(entry.view.uid, None)
+
+    # --- wallets ---------------------------------------------------------------------------
+
+    def put_wallet(self, key: Key, body: dict[str, Any]) -> None:
+        self.wallets[key] = body
+        self._bump(key)
+
+    def drop_wallet(self, key: Key) -> None:
+        self.wallets.pop(key, None)
+        self.readings.pop(key, None)
+        self._bump(key)
+
+    def wallet_version(self, key: Key) -> int:
+        return self._wallet_versions.get(key, 0)
+
+    def _touch_wallet(self, view: RentalView | None) -> None:
+        if view is not None and view.spec.get("wallet"):
+            self._bump((view.namespace, str(view.spec["wallet"])))
+
+    def _bump(self, key: Key) -> None:
+        self._wallet_versions[key] = self._wallet_versions.get(key, 0) + 1
 
     def rental(self, key: Key) -> RentalView | None:
         entry = self.rentals.get(key)
