@@ -108,9 +108,9 @@ class Controller:
         """Cache an offer; returns the rentals that use it."""
         name = body["metadata"]["name"]
         if deleted:
-            self.world.offers.pop(name, None)
+            self.world.drop_offer(name)
         else:
-            self.world.offers[name] = dict(body)
+            self.world.put_offer(name, dict(body))
         return list(self.world.rentals_of_offer(name))
 
     def offer_changed(self, body: dict[str, Any], deleted: bool) -> None:

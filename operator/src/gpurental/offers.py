@@ -44,5 +44,5 @@ class OfferReconciler:
         new = offer_status(body, format_ts(self.clock.now()))
         patch = status_merge_patch(old, new)
         if patch:
-            self.world.offers[name] = await self.kube.patch_status(
-                OFFERS, None, name, patch, body["metadata"].get("resourceVersion"))
+            self.world.put_offer(name, await self.kube.patch_status(
+                OFFERS, None, name, patch, body["metadata"].get("resourceVersion")))

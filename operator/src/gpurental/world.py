@@ -146,7 +146,13 @@ class World:
             self.rental_keys_by_uid.pop(entry.view.uid, None)
             self.gone_pods.pop(entry.view.uid, None)
 
-    # --- wallets ---------------------------------------------------------------------------
+    # --- offers and wallets ------------------------------------------------------------
+
+    def put_offer(self, name: str, body: dict[str, Any]) -> None:
+        self.offers[name] = body
+
+    def drop_offer(self, name: str) -> None:
+        self.offers.pop(name, None)
 
     def put_wallet(self, key: Key, body: dict[str, Any]) -> None:
         self.wallets[key] = body
