@@ -57,6 +57,7 @@ def test_bench_smoke_prints_every_figure(tmp_path: Path, substrate: str) -> None
     assert figures["steady_api_writes_per_s"]["ratio"] <= 1.3
     assert "the operator exited" not in result.stdout
     assert "Summary" in result.stdout
+    assert "host speed at start" in result.stdout and "host speed at the end" in result.stdout
 
 
 @pytest.mark.timeout(280)

@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     report = Report()
     load = os.getloadavg()
     report.note(f"{os.cpu_count()} cores, load average {load[0]:.1f} at start; scale {scale}")
+    report.note(f"host speed at start: {host_speed():.2f}s for a fixed Python loop")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
@@ -119,8 +120,19 @@ def main(argv: list[str] | None = None) -> None:
         if scale.profile is not None:  # written when the cluster stopped the operator
             for line in profile.summary(scale.profile):
                 report.note(line)
+    report.note(f"host speed at the end: {host_speed():.2f}s for the same loop")
     report.note(f"bench took {time.monotonic() - started:.0f}s")
     print(report.summary())
+
+
+def host_speed(adds: int = 10_000_000) -> float:
+    """CPU seconds for a fixed loop: this machine is a VM whose speed varied by 1.6x between
+    two runs an hour apart (operator cores at 1,000 running 0.087 vs 0.053), so a run's
+    figures are compared with another's only at a similar speed."""
+    started, total = time.process_time(), 0
+    for i in range(adds):
+        total += i
+    return time.process_time() - started
 
 
 if __name__ == "__main__":
