@@ -83,3 +83,12 @@ class Rentals:
     def event_reasons(self, name: str) -> list[str]:
         return [e.reason for e in self.events(name)
                 if e.involved_object.kind == "GpuRental"]
+
+    def await_events(self, name: str, *reasons: str, timeout: float = 30.0) -> None:
+        """Wait until the rental has an Event of each reason. Events are posted after the
+        status write that records the transition, from a queue (kopf's poster, as client-go's
+        broadcaster does), so a test that saw the status may not see its Event yet."""
+        def posted() -> None:
+            missing = set(reasons) - set(self.event_reasons(name))
+            assert not missing, f"no {sorted(missing)} Event on {name}"
+        eventually(posted, timeout=timeout)

@@ -74,7 +74,7 @@ def test_auto_renew_while_the_wallet_covers_it(rentals: Rentals) -> None:
     rentals.wait_phase("renewing", "Running")
     eventually(lambda: rentals.status("renewing").get("renewals", 0) >= 2, timeout=30)
     assert rentals.status("renewing")["phase"] == "Running"
-    assert "Renewed" in rentals.event_reasons("renewing")
+    rentals.await_events("renewing", "Renewed")
 
 
 def test_auto_renew_refused_when_the_wallet_cannot_cover_it(rentals: Rentals) -> None:

@@ -158,7 +158,7 @@ def test_a_lost_node_is_billed_to_its_last_heartbeat_and_the_rental_moves(
     assert lost.get("runningSince") is None
     assert ts(lost["disruption"]["at"]) == last_heartbeat.replace(microsecond=0)
     assert lost["accruedSeconds"] == int((last_heartbeat - started).total_seconds()) > 0
-    assert "NodeLost" in rentals.event_reasons("trainer")
+    rentals.await_events("trainer", "NodeLost")
 
     # Kubernetes evicts the pod; the operator removes it (no kubelet will confirm) and a new
     # one runs on the healthy node, on the same claim.

@@ -181,7 +181,7 @@ def test_an_on_demand_rental_preempts_exactly_the_needed_interruptible_ones(pool
             interrupted = rentals.condition(name, "Interrupted") or {}
             assert interrupted.get("status") == "True"
             assert "preempt" in interrupted.get("message", "").lower()
-            assert "Preempted" in rentals.event_reasons(name)
+            rentals.await_events(name, "Preempted")
             (start, end), *_ = intervals.of(name)
             assert end is not None
             # Billed to the second the container stopped, not a second more.

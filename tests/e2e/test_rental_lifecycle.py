@@ -61,7 +61,7 @@ def test_pause_keeps_the_volume_and_resume_reuses_it(rentals: Rentals) -> None:
     volume = next(v for v in pods[0].spec.volumes if v.name == "storage")
     assert volume.persistent_volume_claim.claim_name == "nb-storage"
     assert [p.metadata.uid for p in rentals.pvcs()] == [pvc_uid]
-    assert {"Provisioning", "Running", "Paused"} <= set(rentals.event_reasons("nb"))
+    rentals.await_events("nb", "Provisioning", "Running", "Paused")
 
 
 def test_stop_is_permanent(rentals: Rentals) -> None:
@@ -81,7 +81,7 @@ def test_stop_is_permanent(rentals: Rentals) -> None:
         return accepted["status"] == "False"
     eventually(refused)
     assert rentals.status("once")["phase"] == "Stopped"
-    assert "StoppedIsPermanent" in rentals.event_reasons("once")
+    rentals.await_events("once", "StoppedIsPermanent")
     assert rentals.pods() == []
 
 
@@ -112,7 +112,7 @@ def test_a_pod_deleted_behind_the_operators_back_heals(rentals: Rentals) -> None
         return len(pods) == 1 and pods[0].metadata.uid != old and pods[0].status.phase == "Running"
     eventually(replaced)
     rentals.wait_phase("heal", "Running")
-    assert "PodDeleted" in rentals.event_reasons("heal")
+    rentals.await_events("heal", "PodDeleted")
     assert rentals.status("heal")["restarts"] == 1
 
 
@@ -182,7 +182,7 @@ def test_too_many_gpus_and_missing_wallet_are_conditions(rentals: Rentals) -> No
     eventually(lambda: refused("unfunded", "WalletNotFound"))
     assert "maxGpus 4" in rentals.condition("greedy", "Accepted")["message"]
     assert rentals.pods() == []
-    assert "TooManyGpus" in rentals.event_reasons("greedy")
+    rentals.await_events("greedy", "TooManyGpus")
 
 
 def test_ssh_keys_update_the_secret_while_the_pod_runs(rentals: Rentals) -> None:
