@@ -109,7 +109,7 @@ class Env:
             config_file=str(self.cluster.substrate.user_kubeconfig(user)))
 
 
-# The chart's two modes: cluster-wide, and --namespace (where kopf also follows namespaces).
+# The chart's two modes: cluster-wide, and --namespace (one watch per namespace and kind).
 MODES = {"all-namespaces": ((), ()),
          "namespaced": (("watchNamespaces={team-a}",), ("--namespace", "team-a"))}
 

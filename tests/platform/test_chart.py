@@ -22,8 +22,6 @@ RELEASE, NAMESPACE = "gpr", "gpu-system"
 K8S_VERSIONS = ("1.28.0", "1.35.0")
 CRD_KINDS = {  # kinds defined by CRDs: checked for well-formedness, not by kubernetes-validate
     ("gpurental.dev/v1alpha1", "GpuOffer"),
-    ("kopf.dev/v1", "ClusterKopfPeering"),
-    ("kopf.dev/v1", "KopfPeering"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("cert-manager.io/v1", "Certificate"),
@@ -31,7 +29,7 @@ CRD_KINDS = {  # kinds defined by CRDs: checked for well-formedness, not by kube
 }
 CLUSTER_SCOPED = {
     "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "GpuOffer",
-    "ClusterKopfPeering", "Namespace", "ValidatingWebhookConfiguration", "PriorityClass",
+    "Namespace", "ValidatingWebhookConfiguration", "PriorityClass",
 }
 OFFERS = [
     {"name": "rtx4090", "gpu": {"product": "NVIDIA-GeForce-RTX-4090"}, "pricePerGpuHour": "0.69",
@@ -96,7 +94,7 @@ def one(objs: list[dict], kind: str, name: str | None = None) -> dict:
 
 
 def workload(objs: list[dict]) -> dict:
-    (found,) = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet")]
+    (found,) = [o for o in objs if o["kind"] == "Deployment"]
     return found
 
 
@@ -195,7 +193,7 @@ def test_custom_objects_are_well_formed(scenario, promtool, tmp_path):
             (endpoint,) = obj["spec"]["endpoints"]
             assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
         else:
-            assert obj["kind"] in ("ClusterKopfPeering", "KopfPeering") and "spec" not in obj
+            raise AssertionError(f"no check for {key}")
 
 
 def test_namespaces_and_labels(scenario):
@@ -247,18 +245,16 @@ OPERATOR_NEEDS = (
     | grant("coordination.k8s.io", "leases", "get")  # a lost node's last heartbeat
     | grant("", "persistentvolumes", "get")  # can a lost node's volume move?
 )
-NAMESPACED = grant("", "namespaces", "list watch")  # kopf follows the namespaces it serves
-PEERING = grant("kopf.dev", "clusterkopfpeerings kopfpeerings", "get list watch patch")
+LEADER_ELECTION = grant("coordination.k8s.io", "leases", "get create update")
 
 
 def test_operator_role_is_least_privilege(scenario):
     name, objs = scenario
     fullname = "gpurental" if name == "customised" else f"{RELEASE}-gpu-rental-operator"
     role = one(objs, "ClusterRole", fullname)
-    ha = SCENARIOS[name].get("ha", {}).get("enabled", False)
-    namespaced = bool(SCENARIOS[name].get("watchNamespaces"))
-    assert triples(role) == OPERATOR_NEEDS | (PEERING if ha else set()) | \
-        (NAMESPACED if namespaced else set())
+    # The same cluster-wide needs with --namespace: the operator's informers watch each
+    # namespace it serves and need no list of namespaces.
+    assert triples(role) == OPERATOR_NEEDS
     binding = one(objs, "ClusterRoleBinding", fullname)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
                                   "kind": "ClusterRole", "name": fullname}
@@ -317,7 +313,7 @@ def test_default_deployment(helm, tmp_path):
     assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
     assert not find(objs, "PrometheusRule") and not find(objs, "ServiceMonitor")
-    assert not find(objs, "GpuOffer") and not find(objs, "ClusterKopfPeering")
+    assert not find(objs, "GpuOffer") and not find(objs, "Role")
 
 
 def test_customised_arguments(helm, tmp_path):
@@ -333,35 +329,30 @@ def test_customised_arguments(helm, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["ha", "ha-namespaced"])
-def test_ha_peering(helm, tmp_path, name):
+def test_ha_leader_election(helm, tmp_path, name):
     objs = render(helm, tmp_path, SCENARIOS[name])
-    sts = one(objs, "StatefulSet")
-    assert sts["spec"]["replicas"] >= 2
-    assert not find(objs, "Deployment")
-    pod = sts["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    peering_args = [a for a in container["args"] if a.startswith(("--peering=", "--priority="))]
-    peering_name = f"{RELEASE}-gpu-rental-operator"
-    assert peering_args == [f"--peering={peering_name}",
-                            "--priority=$(GPURENTAL_PEERING_PRIORITY)"]
+    deploy = one(objs, "Deployment")
+    assert deploy["spec"]["replicas"] == SCENARIOS[name]["ha"].get("replicas", 2)
+    # A rolling update is safe: the new pod stands by until the old one gives the Lease up.
+    assert deploy["spec"]["strategy"] == {"type": "RollingUpdate"}
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    lease = f"{RELEASE}-gpu-rental-operator"
+    assert [a for a in container["args"] if a.startswith("--leader")] == [
+        f"--leader-election={lease}"]
     env = {e["name"]: e for e in container["env"]}
-    # Distinct priorities: each replica's StatefulSet pod index.
-    assert env["GPURENTAL_PEERING_PRIORITY"]["valueFrom"]["fieldRef"]["fieldPath"] == (
-        "metadata.labels['apps.kubernetes.io/pod-index']"
-    )
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    crds = {o["metadata"]["name"] for o in find(objs, "CustomResourceDefinition")}
-    assert {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"} <= crds
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    # The Lease is written in the release's namespace only, never cluster-wide.
+    role = one(objs, "Role", f"{lease}-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert triples(role) == LEADER_ELECTION
+    binding = one(objs, "RoleBinding", f"{lease}-leader-election")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["namespace"] == NAMESPACE
     namespaces = SCENARIOS[name].get("watchNamespaces")
-    if namespaces:
-        assert [a for a in container["args"] if a.startswith("--namespace")] == [
-            f"--namespace={ns}" for ns in namespaces
-        ]
-        peerings = find(objs, "KopfPeering")
-        assert sorted(p["metadata"]["namespace"] for p in peerings) == sorted(namespaces)
-    else:
-        peerings = [one(objs, "ClusterKopfPeering")]
-    assert {p["metadata"]["name"] for p in peerings} == {peering_name}
+    assert [a for a in container["args"] if a.startswith("--namespace")] == [
+        f"--namespace={ns}" for ns in namespaces or ()]
+    assert not find(objs, "StatefulSet")
     assert one(objs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 
 

@@ -54,15 +54,15 @@ app.kubernetes.io/part-of: gpu-rental-operator
 {{- end }}
 {{- end }}
 
-{{/* kopf peering object name (HA only). */}}
-{{- define "gpu-rental-operator.peeringName" -}}
-{{- default (include "gpu-rental-operator.fullname" .) .Values.ha.peeringName }}
+{{/* The leader-election Lease's name (HA only), in the release's namespace. */}}
+{{- define "gpu-rental-operator.leaseName" -}}
+{{- default (include "gpu-rental-operator.fullname" .) .Values.ha.leaseName }}
 {{- end }}
 
 {{/*
 The operator's arguments. Flags are the contract's (CONTRACT.md, "Running the operator");
---peering/--priority only with ha.enabled, where each replica's priority is its StatefulSet
-pod index (kopf freezes every operator when two share a priority).
+--leader-election only with ha.enabled (the Lease is in the release's namespace, the pods'
+POD_NAMESPACE).
 */}}
 {{- define "gpu-rental-operator.args" -}}
 {{- if .Values.watchNamespaces }}
@@ -90,8 +90,7 @@ pod index (kopf freezes every operator when two share a priority).
 - --webhook-cert-dir=/etc/gpurental/webhook-tls
 {{- end }}
 {{- if .Values.ha.enabled }}
-- --peering={{ include "gpu-rental-operator.peeringName" . }}
-- --priority=$(GPURENTAL_PEERING_PRIORITY)
+- --leader-election={{ include "gpu-rental-operator.leaseName" . }}
 {{- end }}
 {{- if .Values.ssh.image }}
 - --sshd-image={{ .Values.ssh.image }}

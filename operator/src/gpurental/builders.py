@@ -314,3 +314,36 @@ def make_service(
                        "targetPort": access.target_port(p, offer)} for p in ports],
         },
     }
+
+
+# --- Events ------------------------------------------------------------------------------------
+
+EVENT_NAME_PREFIX = "gpurental-"
+REPORTING_COMPONENT = "gpu-rental-operator"
+MAX_EVENT_MESSAGE = 1024  # the API server's limit on an Event's message
+_CUT = "..."
+
+
+def _short_message(message: str) -> str:
+    """A message that fits, keeping its start and its end (where the reason usually is)."""
+    if len(message) <= MAX_EVENT_MESSAGE:
+        return message
+    keep = (MAX_EVENT_MESSAGE - len(_CUT)) // 2
+    return message[:keep] + _CUT + message[-keep:]
+
+
+def make_event(involved: dict[str, str], type_: str, reason: str, message: str, now: str,
+               instance: str) -> dict[str, Any]:
+    """A core/v1 Event on `involved` (apiVersion, kind, name, namespace, uid), as kopf's
+    poster wrote them: `source.component` is the "From" column of `kubectl describe`, and
+    both timestamps are set because `kubectl get events` sorts by lastTimestamp."""
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": EVENT_NAME_PREFIX, "namespace": involved["namespace"]},
+        "involvedObject": dict(involved),
+        "type": type_, "reason": reason, "message": _short_message(message),
+        "action": reason,
+        "source": {"component": REPORTING_COMPONENT},
+        "reportingComponent": REPORTING_COMPONENT, "reportingInstance": instance,
+        "firstTimestamp": now, "lastTimestamp": now, "eventTime": now, "count": 1,
+    }

@@ -31,10 +31,11 @@ def _scope(parser: argparse.ArgumentParser) -> None:
                        metavar="NS", help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true",
                        help="watch every namespace (the default)")
-    parser.add_argument("--peering", metavar="NAME", default=None,
-                        help="kopf peering object for HA (default: standalone)")
-    parser.add_argument("--priority", type=int, default=DEFAULTS.priority, metavar="N",
-                        help="peering priority (the highest-priority peer is active)")
+    parser.add_argument("--leader-election", metavar="LEASE", default=None,
+                        help="elect the one acting replica through this Lease (HA; default: "
+                             "standalone, the only replica)")
+    parser.add_argument("--leader-election-namespace", metavar="NS", default=None,
+                        help="the Lease's namespace (default: $POD_NAMESPACE, else default)")
 
 
 def _metering(parser: argparse.ArgumentParser) -> None:
@@ -126,11 +127,10 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         # kopf logs every handler invocation at INFO; at thousands of rentals that is noise
         # that hides the operator's own transition lines.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # kopf watches nothing here (the operator's informers do, per --namespace), so it needs
+    # no namespaces of its own, and one replica acts by the operator's Lease, not by peering.
     kopf.run(
-        clusterwide=not options.namespaces,
-        namespaces=list(options.namespaces),
-        standalone=options.peering is None,
-        peering_name=options.peering,
-        priority=options.priority,
+        clusterwide=True,
+        standalone=True,
         memo=kopf.Memo(options=options),
     )

@@ -27,9 +27,6 @@ NODE_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 # Held on a rental until its final charge is settled into its wallet.
 FINALIZER = f"{GROUP}/settlement"
-# kopf's own finalizer, never the one above: kopf strips its finalizer from objects that have
-# no deletion handlers, and this operator settles deletions level-based, with none.
-KOPF_FINALIZER = f"{GROUP}/kopf-finalizer"
 # A digest of the rental's SSH keys on its pod: a changed key set recreates the pod.
 ANNOTATION_KEYS_DIGEST = f"{GROUP}/ssh-keys-digest"
 

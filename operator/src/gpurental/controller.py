@@ -1,7 +1,7 @@
 """The operator's insides, wired: the cache, the work queues, the reconcilers, the workers.
 
-Owns the feeding of the cache from kopf's watch handlers (each feed method caches an object
-and queues the keys it affects) and the lifetime of the work loops: the rentals', the
+Owns the feeding of the cache from the watches (each feed method caches an object and queues
+the keys it affects) and the lifetime of the work loops: the rentals', the
 wallets' (their own queue, so ten thousand rental transitions never delay a budget decision),
 the offers', and the clock watch. Everything else is handed the narrow things it uses.
 """
@@ -38,14 +38,15 @@ def _key(body: dict[str, Any]) -> Key:
 
 
 class Controller:
-    def __init__(self, kube: Kube, clock: Clock, options: Options) -> None:
+    def __init__(self, kube: Kube, clock: Clock, options: Options,
+                 identity: str = "gpurental-operator") -> None:
         self.kube = kube
         self.clock = clock
         self.options = options
         self.world = World()
         self.charges = metrics.ChargeTracker()
         self.stops = StopRequests(clock.monotonic)
-        self.events = EventPoster()
+        self.events = EventPoster(kube, clock, identity)
         self.echoes = EchoFilter()  # of the operator's own rental writes
         self.idle_findings: IdleFindings = {}
         self.queue: WorkQueue[Key] = WorkQueue(clock.monotonic)
@@ -69,10 +70,10 @@ class Controller:
             WorkLoop("offers", self.offer_queue, self.offers.reconcile),
         )
 
-    # --- feeding the cache (from kopf's handlers) ----------------------------------------
+    # --- feeding the cache (from the watches) -------------------------------------------
 
     def rental_seen(self, body: dict[str, Any]) -> None:
-        """Cache a rental (from kopf's indexing pass, before any reconcile may run)."""
+        """Cache a rental (also while the cache is still being listed: no pass runs yet)."""
         key = _key(body)
         before = self.world.rental(key)
         view = self.world.put_rental(body)
@@ -96,9 +97,12 @@ class Controller:
         if not self.echoes.is_echo(body):
             self.enqueue(_key(body))
 
-    def child_seen(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
-        """Cache a pod / PVC / Secret / Service / Ingress; returns its rental's key."""
-        return self.world.put_child(kind, body, deleted=deleted)
+    def child_seen(self, kind: str, body: dict[str, Any], deleted: bool = False,
+                   final: bool = True) -> Key | None:
+        """Cache a pod / PVC / Secret / Service / Ingress; returns its rental's key. A deleted
+        child's body is `final` when the watch delivered its last state (not when a relisting
+        found it gone)."""
+        return self.world.put_child(kind, body, deleted=deleted, final=final)
 
     def node_seen(self, body: dict[str, Any], deleted: bool = False) -> list[Key]:
         """Cache a node; returns the rentals on it when it was lost or came back."""
@@ -142,9 +146,7 @@ class Controller:
     # --- queueing --------------------------------------------------------------------------
 
     def enqueue(self, *keys: Key) -> None:
-        """Queue rentals for a pass; called from kopf's event handlers (whose context the
-        workers post Events in)."""
-        self.events.capture()
+        """Queue rentals for a pass."""
         for key in keys:
             # A rental with a stop or pause request not yet carried out jumps the queue.
             self.queue.add(key, urgent=key in self.stops)
@@ -152,11 +154,21 @@ class Controller:
     def enqueue_wallet(self, key: Key) -> None:
         self.wallet_queue.add(key)
 
+    def enqueue_all(self) -> None:
+        """Every rental, wallet and offer looked at again (the cache just synced, or the wall
+        clock jumped)."""
+        self.enqueue(*self.world.rentals)
+        for wallet in list(self.world.wallets):
+            self.enqueue_wallet(wallet)
+        for offer in list(self.world.offers):
+            self.offer_queue.add(offer)
+
     # --- running -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Every work loop and the clock watch, until cancelled."""
-        await asyncio.gather(*(loop.run() for loop in self.loops), self._watch_clock())
+        """Every work loop, the Event poster and the clock watch, until cancelled."""
+        await asyncio.gather(*(loop.run() for loop in self.loops), self.events.run(),
+                             self._watch_clock())
 
     async def _watch_clock(self, every: float = 0.5) -> None:
         """Re-check every deadline when the wall clock jumps (an NTP step, or a test moving
@@ -167,7 +179,5 @@ class Controller:
             current = self.clock.now().timestamp() - self.clock.monotonic()
             if abs(current - skew) > 0.5:
                 log.info("wall clock moved by %+.1fs; re-checking all deadlines", current - skew)
-                self.enqueue(*self.world.rentals)
-                for wallet in list(self.world.wallets):
-                    self.enqueue_wallet(wallet)
+                self.enqueue_all()
             skew = current

@@ -61,6 +61,7 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.networking = kubernetes.client.NetworkingV1Api(self.api)
+        self._coordination = kubernetes.client.CoordinationV1Api(self.api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="k8s")
         # Stops and pauses get threads of their own: the executor's queue is FIFO, and a wave
         # of heartbeat writes (a thousand rentals started together tick together) would
@@ -104,6 +105,59 @@ class Kube:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._urgent_pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()
+
+    # --- streams (called from an informer's own thread, never from the event loop) -----------
+
+    def get_path(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+        """GET a collection by its URL path (a list), blocking; JSON as a dict."""
+        response = self.open_path(path, query, timeout=(10, 120))
+        try:
+            return cast(dict[str, Any], json.loads(response.data or b"{}"))
+        finally:
+            response.release_conn()
+
+    def open_path(self, path: str, query: dict[str, str],
+                  timeout: tuple[float, float]) -> Any:
+        """GET by URL path, blocking, the body left unread (a watch's stream: urllib3's
+        response). Raises ApiException on an error status, as the typed methods do."""
+        request = self.api.param_serialize(
+            "GET", path, query_params=list(query.items()),
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        response = self.api.call_api(*request, _request_timeout=timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
+
+    # --- events and leases -------------------------------------------------------------------
+
+    async def post_event(self, body: dict[str, Any]) -> None:
+        await self._raw("create", self.core.create_namespaced_event,
+                        body["metadata"]["namespace"], body)
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._raw("get", self._coordination.read_namespaced_lease,
+                                   name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def write_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the Lease, or replace it conditionally on the resourceVersion it carries:
+        Conflict if another replica wrote it first (409, or 409 on create: it exists)."""
+        name = body["metadata"]["name"]
+        try:
+            if body["metadata"].get("resourceVersion"):
+                return await self._raw("update", self._coordination.replace_namespaced_lease,
+                                       name, namespace, body)
+            return await self._raw("create", self._coordination.create_namespaced_lease,
+                                   namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"lease {namespace}/{name} was written by another") from None
+            raise
 
     # --- rentals ---------------------------------------------------------------------------
 
@@ -263,8 +317,7 @@ class Kube:
         """The renewTime of a node's Lease (the kubelet's heartbeat), if readable."""
         try:
             lease = await self._raw(
-                "get", kubernetes.client.CoordinationV1Api(self.api).read_namespaced_lease,
-                node, "kube-node-lease")
+                "get", self._coordination.read_namespaced_lease, node, "kube-node-lease")
         except ApiException as exc:
             if exc.status in (403, 404):
                 return None

@@ -1,4 +1,6 @@
-"""The operator process: kopf settings, handler registration, the controller's lifetime.
+"""The operator process: kopf settings, the watches, the leader election, the controller's
+lifetime. kopf runs the process (startup, cleanup, signals) and the optional admission
+webhook; the watches are the operator's own (`watches`).
 
 Run it as `gpurental-operator` (or `kopf run -m gpurental.main`), never `kopf run main.py`: that
 puts this folder first on sys.path, where sibling modules could shadow the standard library.
@@ -9,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,68 +21,22 @@ import kopf
 
 from gpurental import gc_tuning, health, metrics
 from gpurental.clock import clock_from_env
-from gpurental.constants import GROUP, KOPF_FINALIZER, LABEL_MANAGED_BY, MANAGED_BY
 from gpurental.controller import Controller
-from gpurental.handlers import catalog, children, nodes, rentals  # noqa: F401  (registers handlers)
 from gpurental.idle_watch import IdleWatch
 from gpurental.k8s import Kube, load_config
+from gpurental.leader import LeaderElection, LostLeadership
 from gpurental.options import DEFAULTS, Options
+from gpurental.watches import Watches
 
 log = logging.getLogger(__name__)
 
 
-class LevelBasedDiffBase(kopf.AnnotationsDiffBaseStorage):
-    """kopf's annotation diff-base, minus the essence it builds for every watch event.
-
-    kopf deep-copies each object it receives to diff it against the last handled state, even
-    when no handler consumes the diff. This operator has no change-detecting handlers
-    (on.create/update/resume/delete/field; a unit test keeps it so), so the essence is never
-    compared: skipping the copy saves a few percent of CPU at ten thousand rentals, where
-    every heartbeat comes back as a watch event. Should such a handler ever be added, use
-    kopf.AnnotationsDiffBaseStorage again."""
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        return kopf.BodyEssence()
-
-
 def configure(settings: kopf.OperatorSettings) -> None:
-    """kopf's settings, each chosen on purpose."""
-    # kopf's finalizer is not the reconciler's settlement finalizer (constants.KOPF_FINALIZER
-    # says why), and lives under our prefix so anything kopf adds is recognisably ours.
-    settings.persistence.finalizer = KOPF_FINALIZER
-    # kopf keeps handler progress and a diff-base in annotations only for change-detecting
-    # handlers, which this operator does not use (it is level-based over on.event), so the
-    # diff-base builds nothing (LevelBasedDiffBase). Should one be added, both write under our
-    # own prefix and ignore the annotations GitOps tools keep, so Argo CD's or kubectl's
-    # bookkeeping never looks like a spec change.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = LevelBasedDiffBase(
-        prefix=GROUP,
-        key="last-handled-configuration",
-        ignored_fields=[
-            "metadata.annotations",
-            "metadata.labels",
-            "status",
-        ],
-    )
-    # Events are the user's timeline in `kubectl describe`: post the operator's explicit
-    # transition events (INFO and up), never its log lines (kopf >=1.44 default, kept on
-    # purpose: log-derived events would flood the API at ten thousand rentals).
-    settings.posting.enabled = True
-    settings.posting.loggers = False
-    settings.posting.level = logging.INFO
-    settings.posting.reporting_component = "gpu-rental-operator"
-    settings.posting.event_name_prefix = "gpurental-"
-    # Watch only the children this operator labels, server-side: other pods cost nothing.
-    managed = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
-    for plural in ("pods", "persistentvolumeclaims", "secrets", "services"):
-        settings.watching.label_selectors["v1", plural] = managed
-    settings.watching.label_selectors["networking.k8s.io", "ingresses"] = managed
-    # Reconnect watch streams every few minutes: a silently dead TCP connection must not
-    # leave the operator blind for long; the server then replays from the last version.
-    settings.watching.server_timeout = 270
-    settings.watching.client_timeout = 300
-    settings.watching.connect_timeout = 10
+    """kopf's settings, each chosen on purpose. kopf handles no watch events here (the
+    operator's own informers do: `watches`), so none of its persistence is used."""
+    # The operator posts its own Events (gpurental.events); kopf's poster would turn log
+    # lines into Events, which at ten thousand rentals would flood the API.
+    settings.posting.enabled = False
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
 
@@ -103,11 +62,20 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # `kopf run -m gpurental.main` (no console script) runs with the defaults.
     options: Options = memo.get("options") or DEFAULTS
     configure_webhook(settings, options)
-    controller = Controller(Kube(load_config(), threads=options.api_threads), clock_from_env(),
-                            options)
+    identity = f"{os.environ.get('POD_ID') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    kube = Kube(load_config(), threads=options.api_threads)
+    controller = Controller(kube, clock_from_env(), options, identity=identity)
     memo.controller = controller
-    metrics.register_world(lambda: controller.world)
-    memo.tasks = [asyncio.create_task(controller.run(), name="controller"),
+    memo.watches = Watches(kube, controller, options.namespaces)
+    memo.leader = None
+    if options.leader_election:
+        # The Lease lives beside the operator's pod unless told otherwise.
+        namespace = (options.leader_election_namespace or os.environ.get("POD_NAMESPACE")
+                     or "default")
+        memo.leader = LeaderElection(kube, controller.clock, namespace,
+                                     options.leader_election, identity)
+    memo.tasks = [asyncio.create_task(serve(controller, memo.watches, memo.leader),
+                                      name="controller"),
                   asyncio.create_task(gc_tuning.keep_tuned(), name="gc-tuning")]
     if options.prometheus_url:
         watch = IdleWatch(controller.world, controller.clock, controller.idle_findings,
@@ -119,12 +87,44 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         memo.health = await health.serve(options.metrics_port, lambda: not task.done())
 
 
+async def serve(controller: Controller, watches: Watches,
+                leader: LeaderElection | None) -> None:
+    """List and watch; once the cache is synced and this replica leads, run the passes."""
+    await watches.run()
+    if leader is not None:
+        await leader.acquire()
+    # Only the acting replica exports the cache's gauges: a standby's would count every
+    # rental twice on the dashboards.
+    metrics.register_world(lambda: controller.world)
+    if leader is None:
+        await controller.run()
+        return
+    work = asyncio.ensure_future(controller.run())
+    holding = asyncio.ensure_future(leader.hold())
+    try:
+        done, _ = await asyncio.wait({work, holding}, return_when=asyncio.FIRST_COMPLETED)
+        if holding in done and isinstance(holding.exception(), LostLeadership):
+            # A pass in flight cannot be recalled: stop acting now, come back as a standby.
+            log.critical("lost the leadership (%s); exiting", holding.exception())
+            logging.shutdown()
+            os._exit(1)
+        for task in done:
+            task.result()  # the work loops ended: let /healthz say so
+    finally:
+        work.cancel()
+        holding.cancel()
+
+
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in memo.get("tasks") or ():
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if memo.get("leader") is not None:
+        await memo.leader.release()
+    if memo.get("watches") is not None:
+        memo.watches.close()
     if memo.get("health") is not None:
         await memo.health.cleanup()
     if memo.get("controller") is not None:

@@ -29,8 +29,9 @@ class Options:
     on_demand_priority_class: str | None = None
     interruptible_priority_class: str | None = None
     sshd_image: str = DEFAULT_SSHD_IMAGE
-    peering: str | None = None
-    priority: int = 0
+    # The Lease that elects the one acting replica (None: standalone, the only replica).
+    leader_election: str | None = None
+    leader_election_namespace: str | None = None  # default: the pod's own namespace
     webhook_port: int | None = None
     webhook_cert_dir: str | None = None
     webhook_address: str = "0.0.0.0"

@@ -203,8 +203,11 @@ class World:
 
     # --- children --------------------------------------------------------------------------
 
-    def put_child(self, kind: str, body: dict[str, Any], deleted: bool = False) -> Key | None:
-        """Cache (or forget) a pod / PVC / Secret / Service; returns its rental's key if known."""
+    def put_child(self, kind: str, body: dict[str, Any], deleted: bool = False,
+                  final: bool = True) -> Key | None:
+        """Cache (or forget) a pod / PVC / Secret / Service; returns its rental's key if known.
+        A deleted pod's `final` body (its watch event's) is kept as its last state; one a
+        relisting found gone has none, and its end is read from its Events instead."""
         owner = controller_uid(body)
         if owner is None:
             return None
@@ -214,7 +217,7 @@ class World:
             cached = table.get(owner)
             if cached is not None and cached.view.name == body["metadata"].get("name"):
                 table.pop(owner, None)
-                if kind == "Pod":
+                if kind == "Pod" and final:
                     self.gone_pods[owner] = PodView.from_dict(body)
         else:
             cached = table.get(owner)
