@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 # A stack's time is charged to the innermost of these found from its leaf up: JSON decoding
-# called by kopf's watch is kopf's, the operator's handler called by kopf is the operator's.
+# called by the operator's informers is the operator's, urllib3 called by the client is the
+# client's.
 PACKAGES = (("gpurental/", "operator (gpurental)"), ("kopf/", "kopf"),
             ("kubernetes/", "kubernetes client"), ("urllib3/", "kubernetes client"),
             ("aiohttp/", "aiohttp"))

@@ -6,6 +6,7 @@ DELETE /_kubesim/requests           clear the record
 GET    /_kubesim/faults             active rules
 POST   /_kubesim/faults             add a rule (see faults.FaultRule for fields)
 DELETE /_kubesim/faults             remove all rules
+DELETE /_kubesim/watches            {"resource": "pods"} close its open watches ("*": all)
 GET    /_kubesim/stats              object count, resourceVersion, open watches, RSS
 POST   /_kubesim/tokens             {"user": "alice", "groups": [..]} or
                                     {"serviceAccount": "ns/name"}: a token RBAC judges
@@ -65,6 +66,17 @@ def handle(server: Server, method: str, path: str, body: bytes) -> tuple[int, An
         if method == "DELETE":
             server.faults.clear()
             return 200, {"faults": []}
+    elif what == "watches" and method == "DELETE":
+        # Close the open watches of one resource (a plural; "*" for all), as a restarted
+        # apiserver or a broken connection would: the clients must reconnect.
+        wanted = str(payload.get("resource") or "*")
+        closed = 0
+        for (_, plural), collection in server.store.collections.items():
+            if wanted in ("*", plural):
+                for watcher in list(collection.history.watchers):
+                    watcher.close()
+                    closed += 1
+        return 200, {"closed": closed}
     elif what == "tokens" and method == "POST":
         return 201, rbac.issue_token(server.hooks, payload)
     elif what == "stats" and method == "GET":
