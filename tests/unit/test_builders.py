@@ -147,3 +147,20 @@ def test_long_rental_names_keep_the_uid_label_only() -> None:
     labels = builders.labels(name, "uid-9", "offer")
     assert labels["gpurental.dev/rental-uid"] == "uid-9"
     assert "gpurental.dev/rental" not in labels
+
+
+def test_an_event_names_its_rental_and_reporter_and_fits_the_api_limit() -> None:
+    involved = {"apiVersion": "gpurental.dev/v1alpha1", "kind": "GpuRental", "name": "job",
+                "namespace": "team-a", "uid": "u1"}
+    now = "2026-12-02T04:00:00.000000Z"
+    event = builders.make_event(involved, "Normal", "Running", "pod job is running", now, "pod-x_1")
+    assert event["metadata"] == {"generateName": "gpurental-", "namespace": "team-a"}
+    assert event["involvedObject"] == involved
+    assert event["source"] == {"component": "gpu-rental-operator"}
+    assert (event["reportingComponent"], event["reportingInstance"]) == (
+        "gpu-rental-operator", "pod-x_1")
+    assert event["firstTimestamp"] == event["lastTimestamp"] == event["eventTime"] == now
+    long = "start " + "x" * 3000 + " the end"
+    cut = builders.make_event(involved, "Warning", "Failed", long, now, "i")["message"]
+    assert len(cut) <= builders.MAX_EVENT_MESSAGE
+    assert cut.startswith("start ") and cut.endswith(" the end") and "..." in cut
