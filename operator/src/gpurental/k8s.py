@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import functools
 import json
 import logging
@@ -48,6 +49,7 @@ def load_config() -> kubernetes.client.Configuration:
 
 _URGENT = contextvars.ContextVar("gpurental_urgent_calls", default=False)
 URGENT_THREADS = 4
+STREAM_CONNECTIONS = 64  # idle connections kept for the informers (one per stream in use)
 
 
 class Kube:
@@ -58,6 +60,12 @@ class Kube:
         # count would make threads queue for sockets and show up as stop latency.
         config.connection_pool_maxsize = threads + URGENT_THREADS
         self.api = kubernetes.client.ApiClient(config)
+        # The informers' lists and watch streams have a client of their own: a watch holds
+        # its connection for minutes, and in the calls' pool it would push the calls' idle
+        # connections out, to be opened (TLS and all) again on the next call.
+        streams = copy.copy(config)
+        streams.connection_pool_maxsize = STREAM_CONNECTIONS
+        self.streams = kubernetes.client.ApiClient(streams)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.networking = kubernetes.client.NetworkingV1Api(self.api)
@@ -105,6 +113,7 @@ class Kube:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._urgent_pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()
+        self.streams.close()
 
     # --- streams (called from an informer's own thread, never from the event loop) -----------
 
@@ -120,10 +129,10 @@ class Kube:
                   timeout: tuple[float, float]) -> Any:
         """GET by URL path, blocking, the body left unread (a watch's stream: urllib3's
         response). Raises ApiException on an error status, as the typed methods do."""
-        request = self.api.param_serialize(
+        request = self.streams.param_serialize(
             "GET", path, query_params=list(query.items()),
             header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-        response = self.api.call_api(*request, _request_timeout=timeout)
+        response = self.streams.call_api(*request, _request_timeout=timeout)
         if not 200 <= response.status <= 299:
             response.read()
             raise ApiException.from_response(http_resp=response, body=None, data=None)
