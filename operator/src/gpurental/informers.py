@@ -41,6 +41,9 @@ VANISHED = "VANISHED"
 WATCH_SECONDS = 270
 READ_TIMEOUT = WATCH_SECONDS + 30
 MAX_BACKOFF = 30.0
+# Objects fed per turn of the event loop: a listing of ten thousand rentals is fed in slices,
+# so a stop arriving meanwhile waits for one slice (tens of ms), not for the whole listing.
+SLICE = 256
 
 Sink = Callable[[str, dict[str, Any]], None]  # (event type, object)
 
@@ -77,13 +80,16 @@ def _lines(response: Any) -> Iterator[bytes]:
         yield from (line for line in complete if line.strip())
 
 
-def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str | None]:
+Identity = tuple[str, str, str, str | None]  # namespace, name, uid, controlling owner's uid
+
+
+def _identity(obj: dict[str, Any]) -> Identity:
     meta = obj.get("metadata") or {}
     return (meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or "",
             controller_uid(obj))
 
 
-def _stub(identity: tuple[str, str, str, str | None]) -> dict[str, Any]:
+def _stub(identity: Identity) -> dict[str, Any]:
     """What a VANISHED object is reported as: enough to find it, and its rental, again."""
     namespace, name, uid, owner = identity
     meta: dict[str, Any] = {"name": name, "uid": uid}
@@ -111,7 +117,8 @@ class Informer:
         self._closed = False
         self._response: Any = None
         self._version: str | None = None  # the thread's: where the next watch starts
-        self.known: dict[tuple[str, str], tuple[str, str, str, str | None]] = {}
+        self.known: dict[tuple[str, str], Identity] = {}
+        self._before: dict[tuple[str, str], Identity] = {}  # during a listing: the last one
 
     def __repr__(self) -> str:
         return f"<Informer {self._path}>"
@@ -152,7 +159,11 @@ class Informer:
     def _list(self) -> None:
         listing = self.kube.get_path(self._path, self.resource.query())
         self._version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
-        self._post(("LIST", listing.get("items") or []))
+        items = listing.get("items") or []
+        self._post(("LISTING",))
+        for start in range(0, len(items), SLICE):
+            self._post(("LISTED", items[start:start + SLICE]))
+        self._post(("LISTED_ALL",))
 
     def _watch(self) -> None:
         query = {**self.resource.query(), "watch": "true", "allowWatchBookmarks": "true",
@@ -201,26 +212,37 @@ class Informer:
         # Cleared before popping: an item the thread appends from now on schedules a new
         # drain, so none is left behind.
         self._scheduled = False
-        while self._pending:
+        budget = SLICE
+        while self._pending and budget > 0:
             item = self._pending.popleft()
+            budget -= len(item[1]) if item[0] == "LISTED" else 1
             try:
-                if item[0] == "LIST":
-                    self._listed(item[1])
-                else:
-                    self._changed(item[1], item[2])
+                self._feed(item)
             except Exception:  # one bad object must not stop the stream's feed
                 log.exception("%s: feeding a watch event failed", self._path)
+        if self._pending and not self._scheduled:
+            # The rest at the loop's next turn: whatever else is ready runs first.
+            assert self._loop is not None
+            self._scheduled = True
+            self._loop.call_soon(self._drain)
 
-    def _listed(self, items: list[dict[str, Any]]) -> None:
-        before, self.known = self.known, {}
-        for obj in items:
-            identity = _identity(obj)
-            self.known[identity[:2]] = identity
-            self.sink("ADDED", obj)
-        for key, identity in before.items():
-            if key not in self.known:
-                self.sink(VANISHED, _stub(identity))
-        self.synced.set()
+    def _feed(self, item: tuple[Any, ...]) -> None:
+        what = item[0]
+        if what == "EVENT":
+            self._changed(item[1], item[2])
+        elif what == "LISTING":
+            self._before, self.known = self.known, {}
+        elif what == "LISTED":
+            for obj in item[1]:
+                identity = _identity(obj)
+                self.known[identity[:2]] = identity
+                self.sink("ADDED", obj)
+        else:  # LISTED_ALL: what the listing no longer has vanished while the watch was down
+            for key, identity in self._before.items():
+                if key not in self.known:
+                    self.sink(VANISHED, _stub(identity))
+            self._before = {}
+            self.synced.set()
 
     def _changed(self, kind: str, obj: dict[str, Any]) -> None:
         identity = _identity(obj)
