@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from gpurental.constants import (
@@ -106,18 +107,16 @@ class Watches:
             self.controller.rental_changed(body)
 
     def _wallet(self, event: str, body: dict[str, Any]) -> None:
-        deleted = event in (DELETED, VANISHED)
-        if self.synced.is_set():
-            self.controller.wallet_changed(body, deleted=deleted)
-        else:
-            self.controller.wallet_seen(body, deleted=deleted)
+        self._catalog(event, body, self.controller.wallet_changed, self.controller.wallet_seen)
 
     def _offer(self, event: str, body: dict[str, Any]) -> None:
-        deleted = event in (DELETED, VANISHED)
-        if self.synced.is_set():
-            self.controller.offer_changed(body, deleted=deleted)
-        else:
-            self.controller.offer_seen(body, deleted=deleted)
+        self._catalog(event, body, self.controller.offer_changed, self.controller.offer_seen)
+
+    def _catalog(self, event: str, body: dict[str, Any], changed: Callable[..., object],
+                 seen: Callable[..., object]) -> None:
+        """A wallet or an offer: cached while listing, then also what it affects queued."""
+        feed = changed if self.synced.is_set() else seen
+        feed(body, deleted=event in (DELETED, VANISHED))
 
     def _node(self, event: str, body: dict[str, Any]) -> None:
         keys = self.controller.node_seen(body, deleted=event in (DELETED, VANISHED))
