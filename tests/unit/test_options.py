@@ -46,3 +46,11 @@ def test_interruptible_offers_get_the_lower_priority_class() -> None:
     spot = parse_spec(OfferSpec, {**offer, "interruptible": True})
     assert options.priority_class(spot) == "spot"
     assert options.priority_class(None) is None
+
+
+def test_leader_election_is_off_unless_a_lease_is_named() -> None:
+    assert parse_options([]).leader_election is None
+    options = parse_options(["--leader-election", "gpurental", "--leader-election-namespace",
+                             "gpu-system"])
+    assert (options.leader_election, options.leader_election_namespace) == (
+        "gpurental", "gpu-system")
