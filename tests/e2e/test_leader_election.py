@@ -8,24 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chaos_support import new_namespace, setup_cluster
 from e2e_support import Rentals, eventually
 from kubernetes import client, config
 
 from gpurental_dev.cluster import Cluster, OperatorProcess
 
 LEASE, LEASE_NAMESPACE, NAMESPACE = "gpurental-e2e", "default", "team-a"
-SETUP = """
-apiVersion: gpurental.dev/v1alpha1
-kind: GpuOffer
-metadata: {name: rtx4090}
-spec:
-  gpu: {product: NVIDIA-GeForce-RTX-4090}
-  pricePerGpuHour: "0.69"
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: team-a}
-"""
 
 
 class Replicas:
@@ -68,8 +57,9 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, substrate: str) -> Iterat
     workdir: Path = tmp_path_factory.mktemp(f"leader-{substrate}")
     with Cluster(workdir / "cluster", nodes=["gpu-4090-a=NVIDIA-GeForce-RTX-4090:4"],
                  substrate=substrate) as cluster:
-        cluster.kubectl("apply", "-f", "-", input=SETUP)
+        setup_cluster(cluster)  # the "chaos" offer
         both = Replicas(cluster)
+        new_namespace(both.rentals.core, NAMESPACE)
         yield both
         both.api.close()
 
@@ -84,7 +74,7 @@ def test_only_the_holder_acts_and_a_standby_takes_over_when_it_dies(
     replicas.start("replica-b")
     leader = replicas.leader()
     rentals = replicas.rentals
-    rentals.create("job")
+    rentals.create("job", offer="chaos")
     rentals.wait_phase("job", "Running")
     rentals.await_events("job", "Running")
     assert replicas.reporters("job") == {leader}
