@@ -2,8 +2,9 @@
 
 Every call is idempotent from the caller's view: creating what exists and deleting what is gone
 are successes, because a level-based reconciler replays its actions after any crash or stale
-read. The official client is synchronous, so each call runs in this module's thread pool and
-the async reconciler awaits it; nothing here ever blocks the event loop.
+read. The official client is synchronous, so each of its calls runs in this module's thread
+pool and the async reconciler awaits it; nothing here ever blocks the event loop. The status
+PATCH every heartbeat makes goes over `rest.RestClient` on the loop instead, at half the CPU.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -26,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from gpurental import metrics
 from gpurental.constants import GROUP, RENTALS, VERSION, WALLETS
 from gpurental.observed import pinned_node
+from gpurental.rest import RestClient
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
@@ -52,6 +54,18 @@ URGENT_THREADS = 4
 STREAM_CONNECTIONS = 64  # idle connections kept for the informers (one per stream in use)
 
 
+async def _timed(verb: str, call: Awaitable[Any]) -> Any:
+    """Await one API call, timing it and counting its errors by verb and status code."""
+    started = time.monotonic()
+    try:
+        return await call
+    except ApiException as exc:
+        metrics.API_ERRORS.labels(verb=verb, code=str(exc.status)).inc()
+        raise
+    finally:
+        metrics.API_LATENCY.labels(verb=verb).observe(time.monotonic() - started)
+
+
 class Kube:
     """Async facade over the synchronous client, with its own bounded thread pools."""
 
@@ -70,6 +84,7 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.networking = kubernetes.client.NetworkingV1Api(self.api)
         self._coordination = kubernetes.client.CoordinationV1Api(self.api)
+        self.rest = RestClient(config, connections=threads + URGENT_THREADS)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="k8s")
         # Stops and pauses get threads of their own: the executor's queue is FIFO, and a wave
         # of heartbeat writes (a thousand rentals started together tick together) would
@@ -90,14 +105,7 @@ class Kube:
     async def _run(self, verb: str, fn: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
         pool = self._urgent_pool if _URGENT.get() else self._pool
-        started = time.monotonic()
-        try:
-            return await loop.run_in_executor(pool, fn)
-        except ApiException as exc:
-            metrics.API_ERRORS.labels(verb=verb, code=str(exc.status)).inc()
-            raise
-        finally:
-            metrics.API_LATENCY.labels(verb=verb).observe(time.monotonic() - started)
+        return await _timed(verb, loop.run_in_executor(pool, fn))
 
     async def _raw(self, verb: str, fn: Callable[..., Any], *args: Any,
                    **kwargs: Any) -> dict[str, Any]:
@@ -109,11 +117,12 @@ class Kube:
             fn, *args, _preload_content=False, **kwargs))
         return cast(dict[str, Any], json.loads(response.data or b"{}"))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._urgent_pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()
         self.streams.close()
+        await self.rest.close()
 
     # --- streams (called from an informer's own thread, never from the event loop) -----------
 
@@ -189,17 +198,11 @@ class Kube:
         body: dict[str, Any] = {"status": status_patch}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-
-        def call() -> Any:
-            if namespace is None:
-                return self.custom.patch_cluster_custom_object_status(
-                    GROUP, VERSION, plural, name, body, _content_type=MERGE_PATCH)
-            return self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, body, _content_type=MERGE_PATCH)
-
+        scope = f"namespaces/{namespace}/" if namespace is not None else ""
+        path = f"/apis/{GROUP}/{VERSION}/{scope}{plural}/{name}/status"
         try:
-            result: dict[str, Any] = await self._run("patch_status", call)
-            return result
+            return await _timed("patch_status", self.rest.request(
+                "PATCH", path, body=body, content_type=MERGE_PATCH))
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"{plural} {namespace}/{name} changed") from None

@@ -128,4 +128,4 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("health") is not None:
         await memo.health.cleanup()
     if memo.get("controller") is not None:
-        memo.controller.kube.close()
+        await memo.controller.kube.close()
