@@ -38,6 +38,8 @@ class EventPoster:
             asyncio.Queue() for _ in range(POSTERS)]
 
     def post(self, view: RentalView, events: tuple[Event, ...] | list[Event]) -> None:
+        if not events:  # a heartbeat's plan, nearly every pass
+            return
         involved = {"apiVersion": API_VERSION, "kind": "GpuRental", "name": view.name,
                     "namespace": view.namespace, "uid": view.uid}
         now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")

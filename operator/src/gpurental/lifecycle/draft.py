@@ -7,7 +7,6 @@ and events are only ever appended, so their order is the order the steps ran in.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from gpurental.clock import format_ts
@@ -17,6 +16,17 @@ from gpurental.models import Phase
 from gpurental.observed import Children, RentalView
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON document (dicts, lists, scalars): what copy.deepcopy does for
+    one at a quarter of its cost, with no memo of shared objects (JSON has none). Every pass
+    copies the rental's status; at ten thousand running that was 3 % of the operator's CPU."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value
+
+
 class Draft:
     def __init__(self, rental: RentalView, children: Children, ctx: Context) -> None:
         self.rental = rental
@@ -24,7 +34,7 @@ class Draft:
         self.ctx = ctx
         self.now = format_ts(ctx.now)
         self.old = rental.status  # as stored: what the pass started from
-        self.status: dict[str, Any] = copy.deepcopy(rental.status)
+        self.status: dict[str, Any] = json_copy(rental.status)
         self.plan = Plan(status=self.status)
         self.phase = Phase(self.old.get("phase") or Phase.PENDING)
         self.conditions = Conditions(self.status, self.now, rental.generation)
