@@ -14,10 +14,10 @@ from typing import Any
 import kubernetes
 import pytest
 from aiohttp import web
-from gpurental_dev.k8s.pki import Pki
 from kubernetes.client.exceptions import ApiException
 
 from gpurental.rest import RestClient, ssl_context
+from gpurental_dev.k8s.pki import Pki
 
 
 @pytest.fixture(scope="module")
