@@ -18,10 +18,10 @@ def test_no_flags_are_the_defaults() -> None:
 def test_every_flag_lands_in_its_field() -> None:
     options = parse_options(["-n", "team-a", "-n", "team-b", "--metering-interval", "10",
                              "--provisioning-timeout", "120", "--workers", "8",
-                             "--api-threads", "4", "--idle-check-interval", "30"])
+                             "--api-connections", "4", "--idle-check-interval", "30"])
     assert options == dataclasses.replace(
         DEFAULTS, namespaces=("team-a", "team-b"), metering_interval=10.0,
-        provisioning_timeout=120, workers=8, api_threads=4, idle_check_interval=30.0)
+        provisioning_timeout=120, workers=8, api_connections=4, idle_check_interval=30.0)
 
 
 def test_every_option_has_a_flag() -> None:
@@ -31,7 +31,7 @@ def test_every_option_has_a_flag() -> None:
 
 @pytest.mark.parametrize("argv, problem", [
     (["--metering-interval", "0"], "intervals and timeouts must be positive"),
-    (["--workers", "0"], "--workers and --api-threads must be positive"),
+    (["--workers", "0"], "--workers and --api-connections must be positive"),
     (["--webhook-port", "8443"], "--webhook-port and --webhook-cert-dir go together"),
 ])
 def test_unusable_options_exit_with_the_reason(argv: list[str], problem: str) -> None:

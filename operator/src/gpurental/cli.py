@@ -54,8 +54,9 @@ def _scale(parser: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     parser.add_argument("--workers", type=int, default=d.workers, metavar="N",
                         help=f"rentals reconciled concurrently (default {d.workers})")
-    parser.add_argument("--api-threads", type=int, default=d.api_threads, metavar="N",
-                        help=f"threads for Kubernetes API calls (default {d.api_threads})")
+    parser.add_argument("--api-connections", type=int, default=d.api_connections, metavar="N",
+                        help="Kubernetes API calls in flight at once "
+                             f"(default {d.api_connections})")
 
 
 def _priority_classes(parser: argparse.ArgumentParser) -> None:

@@ -2,23 +2,19 @@
 
 Every call is idempotent from the caller's view: creating what exists and deleting what is gone
 are successes, because a level-based reconciler replays its actions after any crash or stale
-read. The official client is synchronous, so each of its calls runs in this module's thread
-pool and the async reconciler awaits it; nothing here ever blocks the event loop. The status
-PATCH every heartbeat makes goes over `rest.RestClient` on the loop instead, at half the CPU.
+read. The calls run on the event loop over `rest.RestClient` (aiohttp); only the informers'
+blocking lists and watches use the official, synchronous client, from threads of their own.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import copy
-import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Iterator
 from typing import Any, cast
 
 import kubernetes
@@ -50,8 +46,19 @@ def load_config() -> kubernetes.client.Configuration:
 
 
 _URGENT = contextvars.ContextVar("gpurental_urgent_calls", default=False)
-URGENT_THREADS = 4
+URGENT_CONNECTIONS = 4
 STREAM_CONNECTIONS = 64  # idle connections kept for the informers (one per stream in use)
+
+CORE = "/api/v1"
+COORDINATION = "/apis/coordination.k8s.io/v1"
+CUSTOM = f"/apis/{GROUP}/{VERSION}"
+_CHILDREN = {  # kind -> its collection under a namespace
+    "Pod": f"{CORE}/namespaces/{{}}/pods",
+    "PersistentVolumeClaim": f"{CORE}/namespaces/{{}}/persistentvolumeclaims",
+    "Secret": f"{CORE}/namespaces/{{}}/secrets",
+    "Service": f"{CORE}/namespaces/{{}}/services",
+    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{}/ingresses",
+}
 
 
 async def _timed(verb: str, call: Awaitable[Any]) -> Any:
@@ -67,62 +74,51 @@ async def _timed(verb: str, call: Awaitable[Any]) -> Any:
 
 
 class Kube:
-    """Async facade over the synchronous client, with its own bounded thread pools."""
+    """The API calls the operator makes, on the event loop (`rest.RestClient`), and the
+    blocking lists and watches its informers make from threads of their own."""
 
-    def __init__(self, config: kubernetes.client.Configuration, threads: int = 16) -> None:
-        # urllib3 keeps one connection per thread in flight; a pool smaller than the thread
-        # count would make threads queue for sockets and show up as stop latency.
-        config.connection_pool_maxsize = threads + URGENT_THREADS
-        self.api = kubernetes.client.ApiClient(config)
-        # The informers' lists and watch streams have a client of their own: a watch holds
-        # its connection for minutes, and in the calls' pool it would push the calls' idle
-        # connections out, to be opened (TLS and all) again on the next call.
+    def __init__(self, config: kubernetes.client.Configuration, connections: int = 32) -> None:
+        self.rest = RestClient(config, connections=connections)
+        # Stops, pauses and Lease renewals get connections of their own: a connector's queue
+        # is FIFO, and a wave of heartbeat writes (a thousand rentals started together tick
+        # together) would otherwise hold a user's stop behind it.
+        self._urgent = RestClient(config, connections=URGENT_CONNECTIONS)
+        # The informers' lists and watch streams block, in threads, on the official client:
+        # a watch holds its connection for minutes, so it has a pool of its own.
         streams = copy.copy(config)
         streams.connection_pool_maxsize = STREAM_CONNECTIONS
         self.streams = kubernetes.client.ApiClient(streams)
-        self.core = kubernetes.client.CoreV1Api(self.api)
-        self.custom = kubernetes.client.CustomObjectsApi(self.api)
-        self.networking = kubernetes.client.NetworkingV1Api(self.api)
-        self._coordination = kubernetes.client.CoordinationV1Api(self.api)
-        self.rest = RestClient(config, connections=threads + URGENT_THREADS)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="k8s")
-        # Stops and pauses get threads of their own: the executor's queue is FIFO, and a wave
-        # of heartbeat writes (a thousand rentals started together tick together) would
-        # otherwise hold a user's stop behind it.
-        self._urgent_pool = ThreadPoolExecutor(max_workers=URGENT_THREADS,
-                                               thread_name_prefix="k8s-urgent")
 
     @staticmethod
     @contextlib.contextmanager
     def urgent_calls(urgent: bool = True) -> Iterator[None]:
-        """Calls made inside (by this task) use the stop-and-pause threads."""
+        """Calls made inside (by this task) use the stop-and-pause connections."""
         token = _URGENT.set(urgent)
         try:
             yield
         finally:
             _URGENT.reset(token)
 
-    async def _run(self, verb: str, fn: Callable[[], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        pool = self._urgent_pool if _URGENT.get() else self._pool
-        return await _timed(verb, loop.run_in_executor(pool, fn))
+    async def _call(self, verb: str, method: str, path: str, *, body: Any = None,
+                    content_type: str = "application/json",
+                    query: dict[str, str] | None = None) -> dict[str, Any]:
+        client = self._urgent if _URGENT.get() else self.rest
+        return cast(dict[str, Any], await _timed(verb, client.request(
+            method, path, body=body, content_type=content_type, query=query)))
 
-    async def _raw(self, verb: str, fn: Callable[..., Any], *args: Any,
-                   **kwargs: Any) -> dict[str, Any]:
-        """Call a typed CoreV1Api method and return the JSON body as a dict. Skipping the
-        client's model classes matters at scale: turning a Pod into a V1Pod and back costs
-        milliseconds of CPU under the GIL per call, which at a thousand creates queued behind
-        it as stop latency and provisioning time."""
-        response = await self._run(verb, functools.partial(
-            fn, *args, _preload_content=False, **kwargs))
-        return cast(dict[str, Any], json.loads(response.data or b"{}"))
+    async def _get(self, path: str, *, missing: tuple[int, ...] = (404,)) -> dict[str, Any] | None:
+        """GET one object; None if the answer is one of `missing`."""
+        try:
+            return await self._call("get", "GET", path)
+        except ApiException as exc:
+            if exc.status in missing:
+                return None
+            raise
 
     async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._urgent_pool.shutdown(wait=False, cancel_futures=True)
-        self.api.close()
         self.streams.close()
         await self.rest.close()
+        await self._urgent.close()
 
     # --- streams (called from an informer's own thread, never from the event loop) -----------
 
@@ -150,28 +146,21 @@ class Kube:
     # --- events and leases -------------------------------------------------------------------
 
     async def post_event(self, body: dict[str, Any]) -> None:
-        await self._raw("create", self.core.create_namespaced_event,
-                        body["metadata"]["namespace"], body)
+        namespace = body["metadata"]["namespace"]
+        await self._call("create", "POST", f"{CORE}/namespaces/{namespace}/events", body=body)
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return await self._raw("get", self._coordination.read_namespaced_lease,
-                                   name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return await self._get(f"{COORDINATION}/namespaces/{namespace}/leases/{name}")
 
     async def write_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create the Lease, or replace it conditionally on the resourceVersion it carries:
         Conflict if another replica wrote it first (409, or 409 on create: it exists)."""
         name = body["metadata"]["name"]
+        leases = f"{COORDINATION}/namespaces/{namespace}/leases"
         try:
             if body["metadata"].get("resourceVersion"):
-                return await self._raw("update", self._coordination.replace_namespaced_lease,
-                                       name, namespace, body)
-            return await self._raw("create", self._coordination.create_namespaced_lease,
-                                   namespace, body)
+                return await self._call("update", "PUT", f"{leases}/{name}", body=body)
+            return await self._call("create", "POST", leases, body=body)
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"lease {namespace}/{name} was written by another") from None
@@ -180,14 +169,7 @@ class Kube:
     # --- rentals ---------------------------------------------------------------------------
 
     async def get_rental(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return cast(dict[str, Any], await self._run(
-                "get", lambda: self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, RENTALS, name)))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return await self._get(f"{CUSTOM}/namespaces/{namespace}/{RENTALS}/{name}")
 
     async def patch_status(
         self, plural: str, namespace: str | None, name: str, status_patch: dict[str, Any],
@@ -199,10 +181,10 @@ class Kube:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         scope = f"namespaces/{namespace}/" if namespace is not None else ""
-        path = f"/apis/{GROUP}/{VERSION}/{scope}{plural}/{name}/status"
         try:
-            return await _timed("patch_status", self.rest.request(
-                "PATCH", path, body=body, content_type=MERGE_PATCH))
+            return await self._call("patch_status", "PATCH",
+                                    f"{CUSTOM}/{scope}{plural}/{name}/status", body=body,
+                                    content_type=MERGE_PATCH)
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"{plural} {namespace}/{name} changed") from None
@@ -232,13 +214,10 @@ class Kube:
 
     async def _json_patch_rental(self, namespace: str, name: str,
                                  ops: list[dict[str, Any]]) -> dict[str, Any] | None:
-        def call() -> Any:
-            return self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, RENTALS, name, ops, _content_type=JSON_PATCH)
-
         try:
-            result: dict[str, Any] = await self._run("patch", call)
-            return result
+            return await self._call("patch", "PATCH",
+                                    f"{CUSTOM}/namespaces/{namespace}/{RENTALS}/{name}",
+                                    body=ops, content_type=JSON_PATCH)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -249,17 +228,10 @@ class Kube:
     # --- children --------------------------------------------------------------------------
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Create a pod, PVC, Secret or Service; None if it already exists."""
-        kind, namespace = body["kind"], body["metadata"]["namespace"]
-        calls: dict[str, Callable[..., Any]] = {
-            "Pod": self.core.create_namespaced_pod,
-            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
-            "Secret": self.core.create_namespaced_secret,
-            "Service": self.core.create_namespaced_service,
-            "Ingress": self.networking.create_namespaced_ingress,
-        }
+        """Create a pod, PVC, Secret, Service or Ingress; None if it already exists."""
+        collection = _CHILDREN[body["kind"]].format(body["metadata"]["namespace"])
         try:
-            return await self._raw("create", calls[kind], namespace, body)
+            return await self._call("create", "POST", collection, body=body)
         except ApiException as exc:
             if exc.status == 409:
                 return None
@@ -273,38 +245,36 @@ class Kube:
         meta = body["metadata"]
         patch = {"metadata": {"annotations": meta["annotations"]},
                  "stringData": body["stringData"]}
-        await self._raw("patch", self.core.patch_namespaced_secret, meta["name"],
-                        meta["namespace"], patch, _content_type=STRATEGIC_MERGE_PATCH)
+        path = _CHILDREN["Secret"].format(meta["namespace"]) + "/" + meta["name"]
+        await self._call("patch", "PATCH", path, body=patch,
+                         content_type=STRATEGIC_MERGE_PATCH)
 
     async def delete(self, kind: str, namespace: str, name: str,
                      grace_period_seconds: int | None = None) -> bool:
-        """Delete a pod, PVC, Secret or Service; False if it was already gone."""
-        calls: dict[str, Callable[..., Any]] = {
-            "Pod": self.core.delete_namespaced_pod,
-            "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
-            "Secret": self.core.delete_namespaced_secret,
-            "Service": self.core.delete_namespaced_service,
-            "Ingress": self.networking.delete_namespaced_ingress,
-        }
-        grace = {} if grace_period_seconds is None else {
-            "grace_period_seconds": grace_period_seconds}
+        """Delete a pod, PVC, Secret, Service or Ingress; False if it was already gone."""
+        query = {"propagationPolicy": "Background"}
+        if grace_period_seconds is not None:
+            query["gracePeriodSeconds"] = str(grace_period_seconds)
         try:
-            await self._raw("delete", calls[kind], name, namespace,
-                            propagation_policy="Background", **grace)
+            await self._call("delete", "DELETE", f"{_CHILDREN[kind].format(namespace)}/{name}",
+                             query=query)
             return True
         except ApiException as exc:
             if exc.status == 404:
                 return False
             raise
 
+    async def _events(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        found = await self._call("list", "GET", f"{CORE}/namespaces/{namespace}/events",
+                                 query={"fieldSelector": selector})
+        return list(found.get("items") or [])
+
     async def warning_events(self, namespace: str, names: list[str]) -> list[dict[str, Any]]:
         """Warning events about the named objects, newest last (for Failed messages)."""
         found: list[dict[str, Any]] = []
         for name in names:
-            selector = f"involvedObject.name={name},type=Warning"
-            result = await self._raw("list", self.core.list_namespaced_event, namespace,
-                                     field_selector=selector)
-            found.extend(result.get("items") or [])
+            found.extend(await self._events(
+                namespace, f"involvedObject.name={name},type=Warning"))
         found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         return found
 
@@ -313,9 +283,7 @@ class Kube:
         containers (the first Killing Event), and the scheduler's Preempted message if any."""
         if not pod_uid:
             return None, None
-        result = await self._raw("list", self.core.list_namespaced_event, namespace,
-                                 field_selector=f"involvedObject.uid={pod_uid}")
-        events = result.get("items") or []
+        events = await self._events(namespace, f"involvedObject.uid={pod_uid}")
         stamps = sorted(str(e.get("firstTimestamp") or e.get("eventTime")) for e in events
                         if e.get("reason") == "Killing"
                         and (e.get("firstTimestamp") or e.get("eventTime")))
@@ -327,33 +295,16 @@ class Kube:
 
     async def node_heartbeat(self, node: str) -> str | None:
         """The renewTime of a node's Lease (the kubelet's heartbeat), if readable."""
-        try:
-            lease = await self._raw(
-                "get", self._coordination.read_namespaced_lease, node, "kube-node-lease")
-        except ApiException as exc:
-            if exc.status in (403, 404):
-                return None
-            raise
-        return (lease.get("spec") or {}).get("renewTime")
+        lease = await self._get(f"{COORDINATION}/namespaces/kube-node-lease/leases/{node}",
+                                missing=(403, 404))
+        return None if lease is None else (lease.get("spec") or {}).get("renewTime")
 
     async def volume_node(self, volume: str) -> str | None:
         """The one node a PersistentVolume is pinned to, None if it can move (or is gone)."""
-        try:
-            body = await self._raw("get", self.core.read_persistent_volume, volume)
-        except ApiException as exc:
-            if exc.status in (403, 404):
-                return None
-            raise
-        return pinned_node(body)
+        body = await self._get(f"{CORE}/persistentvolumes/{volume}", missing=(403, 404))
+        return None if body is None else pinned_node(body)
 
     # --- wallets ---------------------------------------------------------------------------
 
     async def get_wallet(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return cast(dict[str, Any], await self._run(
-                "get", lambda: self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, WALLETS, name)))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return await self._get(f"{CUSTOM}/namespaces/{namespace}/{WALLETS}/{name}")

@@ -77,7 +77,7 @@ class LeaderElection:
 
     async def _try(self) -> bool:
         """Take or renew the lease if the rules allow; whether this replica holds it now."""
-        # The stop-and-pause threads: a renewal queued behind a wave of heartbeat writes
+        # The stop-and-pause connections: a renewal queued behind a wave of heartbeat writes
         # could miss its deadline and stop the operator.
         with Kube.urgent_calls():
             lease = await self.kube.get_lease(self.namespace, self.name)

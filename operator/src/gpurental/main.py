@@ -63,7 +63,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     options: Options = memo.get("options") or DEFAULTS
     configure_webhook(settings, options)
     identity = f"{os.environ.get('POD_ID') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
-    kube = Kube(load_config(), threads=options.api_threads)
+    kube = Kube(load_config(), connections=options.api_connections)
     controller = Controller(kube, clock_from_env(), options, identity=identity)
     memo.controller = controller
     memo.watches = Watches(kube, controller, options.namespaces)

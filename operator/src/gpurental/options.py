@@ -22,10 +22,10 @@ class Options:
     metrics_port: int | None = 8080
     metering_interval: float = 30.0  # seconds between running rentals' status refreshes
     provisioning_timeout: int = 600  # seconds a rental may stay unprovisioned before Failed
-    # Rental workers: passes run concurrently, one per rental at a time. The API threads
-    # bound how many of their (synchronous) client calls are in flight.
+    # Rental workers: passes run concurrently, one per rental at a time. The API connections
+    # bound how many of their calls are in flight (one each for every worker by default).
     workers: int = 32
-    api_threads: int = 16
+    api_connections: int = 32
     on_demand_priority_class: str | None = None
     interruptible_priority_class: str | None = None
     sshd_image: str = DEFAULT_SSHD_IMAGE
@@ -46,8 +46,8 @@ class Options:
             found.append("intervals and timeouts must be positive")
         if self.idle_check_interval <= 0:
             found.append("--idle-check-interval must be positive")
-        if self.workers <= 0 or self.api_threads <= 0:
-            found.append("--workers and --api-threads must be positive")
+        if self.workers <= 0 or self.api_connections <= 0:
+            found.append("--workers and --api-connections must be positive")
         if (self.webhook_port is None) != (self.webhook_cert_dir is None):
             found.append("--webhook-port and --webhook-cert-dir go together")
         return found

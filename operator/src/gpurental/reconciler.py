@@ -42,7 +42,7 @@ class RentalReconciler:
         self._wake_wallet = wake_wallet
 
     async def urgent_aware(self, key: Key) -> None:
-        """A pass whose API calls use the urgent threads while a stop request waits."""
+        """A pass whose API calls use the urgent connections while a stop request waits."""
         with self.kube.urgent_calls(key in self.stops):
             await self.reconcile(key)
 

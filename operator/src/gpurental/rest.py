@@ -5,12 +5,14 @@ pydantic's `validate_call`, urllib3's request building and http.client's header 
 runs the kubeconfig's token hook, which re-sets the whole Configuration. py-spy at ten thousand
 running rentals on kubesim put the heartbeat's status PATCH made that way at 27 % of the
 operator's CPU, the thread hand-overs at another 6 %. The calls every heartbeat makes go
-through this client instead (`Kube.patch_status`); the rest keep the official one.
+through this client instead, and so does every other call of `Kube` but the informers'
+blocking streams.
 
 It is built from the same Configuration as the official client (server, CA, client
 certificate, `verify_ssl`, `tls_server_name`, proxy, bearer token with its refresh hook), so
-both authenticate alike, and it raises the official client's ApiException, so callers and the
-work loops handle one kind of API error.
+both authenticate alike. It raises the official client's ApiException for an answer that is
+not 2xx, so callers and the work loops handle one kind of API error, and ApiUnreachable (an
+OSError) for no answer.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def ssl_context(config: kubernetes.client.Configuration) -> ssl.SSLContext:
     elif config.assert_hostname is False:
         context.check_hostname = False
     return context
+
+
+class ApiUnreachable(ConnectionError):
+    """No answer: the connection failed, dropped or timed out (an OSError, as a socket's)."""
 
 
 def api_exception(status: int, reason: str | None, body: bytes,
@@ -92,14 +98,17 @@ class RestClient:
         if body is not None:
             data = orjson.dumps(body)
             headers["Content-Type"] = content_type
-        async with session.request(
-                method, self._server + path, data=data, params=query, headers=headers,
-                proxy=self._config.proxy or None,
-                server_hostname=self._config.tls_server_name or None) as response:
-            raw = await response.read()
-            if not 200 <= response.status <= 299:
-                raise api_exception(response.status, response.reason, raw,
-                                    dict(response.headers))
+        try:
+            async with session.request(
+                    method, self._server + path, data=data, params=query, headers=headers,
+                    proxy=self._config.proxy or None,
+                    server_hostname=self._config.tls_server_name or None) as response:
+                raw = await response.read()
+                status, reason, answered = response.status, response.reason, response.headers
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiUnreachable(f"{method} {path}: {exc!r}") from exc
+        if not 200 <= status <= 299:
+            raise api_exception(status, reason, raw, dict(answered))
         return cast(dict[str, Any], orjson.loads(raw)) if raw else {}
 
     async def close(self) -> None:

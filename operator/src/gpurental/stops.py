@@ -1,7 +1,7 @@
 """Stop, pause and delete requests the operator has seen but not yet carried out.
 
 A rental with such a request jumps its work queue (a user's stop must not wait behind a
-backlog of heartbeats) and its API calls use the urgent threads; the time from seeing the
+backlog of heartbeats) and its API calls use the urgent connections; the time from seeing the
 request to issuing the pod's DELETE feeds gpurental_stop_latency_seconds.
 """
 

@@ -56,10 +56,7 @@ def scale_from(args: argparse.Namespace) -> figures.Scale:
 async def measure(cluster: Cluster, scale: figures.Scale, report: Report,
                   workdir: Path) -> None:
     operator = cluster.start_operator(
-        "--metering-interval", str(scale.interval),
-        # Enough API threads for the bulk create bursts; the default 16 is sized for steady
-        # state (see cli.py), which the figures below measure too.
-        "--api-threads", "32", profile=scale.profile)
+        "--metering-interval", str(scale.interval), profile=scale.profile)
     sampler = figures.Sampler(operator.pid)
     api = Api(cluster.substrate, workdir, scale.concurrency)
     try:
