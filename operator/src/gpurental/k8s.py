@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Iterator
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -26,6 +26,7 @@ from gpurental.observed import pinned_node
 from gpurental.rest import RestClient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -61,7 +62,7 @@ _CHILDREN = {  # kind -> its collection under a namespace
 }
 
 
-async def _timed(verb: str, call: Awaitable[Any]) -> Any:
+async def _timed(verb: str, call: Awaitable[T]) -> T:
     """Await one API call, timing it and counting its errors by verb and status code."""
     started = time.monotonic()
     try:
@@ -78,7 +79,7 @@ class Kube:
     blocking lists and watches its informers make from threads of their own."""
 
     def __init__(self, config: kubernetes.client.Configuration, connections: int = 32) -> None:
-        self.rest = RestClient(config, connections=connections)
+        self._calls = RestClient(config, connections=connections)
         # Stops, pauses and Lease renewals get connections of their own: a connector's queue
         # is FIFO, and a wave of heartbeat writes (a thousand rentals started together tick
         # together) would otherwise hold a user's stop behind it.
@@ -102,9 +103,9 @@ class Kube:
     async def _call(self, verb: str, method: str, path: str, *, body: Any = None,
                     content_type: str = "application/json",
                     query: dict[str, str] | None = None) -> dict[str, Any]:
-        client = self._urgent if _URGENT.get() else self.rest
-        return cast(dict[str, Any], await _timed(verb, client.request(
-            method, path, body=body, content_type=content_type, query=query)))
+        client = self._urgent if _URGENT.get() else self._calls
+        return await _timed(verb, client.request(
+            method, path, body=body, content_type=content_type, query=query))
 
     async def _get(self, path: str, *, missing: tuple[int, ...] = (404,)) -> dict[str, Any] | None:
         """GET one object; None if the answer is one of `missing`."""
@@ -117,7 +118,7 @@ class Kube:
 
     async def close(self) -> None:
         self.streams.close()
-        await self.rest.close()
+        await self._calls.close()
         await self._urgent.close()
 
     # --- streams (called from an informer's own thread, never from the event loop) -----------
