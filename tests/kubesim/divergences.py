@@ -43,6 +43,8 @@ KUBESIM_DIFFERS = {
 KUBESIM_ONLY = {
     "test_node.py::test_survives_dropped_watches_410_gone_and_server_errors":
         "injects faults with kubesim's admin endpoints",
+    "test_node.py::test_kubelet_frees_a_terminated_pods_gpus_before_reporting_it_succeeded":
+        "holds an answer back with kubesim's fault injection",
     "test_webhooks.py::test_service_reference_resolves_through_the_address_annotation":
         "the address annotation is kubesim's own",
     "test_api_status.py::test_pod_log_subresource":

@@ -6,6 +6,7 @@ Each test runs its own emulator so that injected faults never leak into other te
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -69,6 +70,39 @@ def test_latency_fault(emu):
     assert requests.get(f"{emu.url}/api/v1/namespaces/default/configmaps/slow",
                         timeout=30).status_code == 200
     assert time.monotonic() - started >= 0.3
+
+
+def test_response_latency_fault_applies_the_write_before_answering(emu):
+    requests.post(f"{emu.url}/_kubesim/faults", json={"verb": "create", "resource": "configmaps",
+                                                      "response_latency_ms": 1500, "count": 1},
+                  timeout=30)
+    seen: list[int] = []
+
+    def watch_for_it() -> None:
+        seen.append(_wait_exists(emu, "late", timeout=10))
+
+    watcher = threading.Thread(target=watch_for_it)
+    started = time.monotonic()
+    watcher.start()
+    assert _cm(emu, "late").status_code == 201
+    answered = time.monotonic() - started
+    watcher.join()
+    assert answered >= 1.5
+    # the object existed well before its creator heard back
+    assert seen and seen[0] < 1.0, seen
+    started = time.monotonic()
+    assert _cm(emu, "late2").status_code == 201
+    assert time.monotonic() - started < 1.0  # count 1: the next create is answered at once
+
+
+def _wait_exists(emu, name: str, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if requests.get(f"{emu.url}/api/v1/namespaces/default/configmaps/{name}",
+                        timeout=30).status_code == 200:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"configmap {name} never appeared")
 
 
 def test_watch_dropped_with_410(emu):

@@ -298,6 +298,29 @@ def test_deleting_a_pod_frees_its_gpus_for_a_pending_pod(
     assert (condition(pod, "PodScheduled") or {}).get("status") == "True"
 
 
+def test_kubelet_frees_a_terminated_pods_gpus_before_reporting_it_succeeded(
+        sim_emulator: Any, sim_api: client.ApiClient, sim_namespace: str,
+        simulated_nodes: Nodes) -> None:
+    """kube-scheduler drops a pod the moment it reads Succeeded and may bind the next pod
+    before the kubelet hears its own status write answered: the kubelet must not still count
+    the finished pod then. Holding that answer back makes the race certain."""
+    simulated_nodes(f"one={A100}:1")
+    create_pod(sim_api, sim_namespace, gpu_pod("holder", 1))
+    wait_running(sim_api, sim_namespace, "holder")
+    create_pod(sim_api, sim_namespace, gpu_pod("waiter", 1))
+    wait_unschedulable(sim_api, sim_namespace, "waiter")
+    admin(sim_emulator.url, "POST", {"verb": "patch", "resource": "pods",
+                                     "namespace": sim_namespace, "response_latency_ms": 3000,
+                                     "count": 1})
+    try:
+        core_api(sim_api).delete_namespaced_pod("holder", sim_namespace)
+        pod = wait_for(lambda: (p := read_pod(sim_api, sim_namespace, "waiter"))["status"].get(
+            "phase") in ("Running", "Failed") and p, 30, message="waiter Running or Failed")
+        assert pod["status"]["phase"] == "Running", pod["status"]
+    finally:
+        admin(sim_emulator.url, "DELETE")
+
+
 def test_graceful_deletion_is_finished_by_the_kubelet(
         sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
     """A pod kept by a finalizer shows its containers terminated once it is being deleted."""

@@ -71,8 +71,8 @@ class OperatorProcess:
         self.args = list(args)
         self.extra_env = env or {}
         # Run under `py-spy record --gil` (only the thread holding the GIL: Python CPU, not
-        # threads waiting on sockets; raw stacks written here at stop). py-spy can sample
-        # only a process it started itself on this machine, not attach to a running one.
+        # threads waiting on sockets; raw stacks written here at stop). py-spy starts the
+        # operator, so the whole run is sampled from the first handler on.
         self.profile = profile
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None

@@ -1,8 +1,10 @@
 """Fault injection and the request record, both off until enabled through `/_kubesim/`.
 
 A fault rule matches requests by verb, resource and namespace and fires with a probability:
-it can answer an error status (500, 409, 429 with Retry-After, ...), add latency, or, for
-watches, drop the stream after some events or answer it with `410 Gone`.
+it can answer an error status (500, 409, 429 with Retry-After, ...), add latency before the
+request is served or hold its answer back after it is applied (a slow or lost response: the
+write has happened, the client does not know yet), or, for watches, drop the stream after some
+events or answer it with `410 Gone`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class FaultRule:
     rate: float = 1.0  # probability per matching request
     code: int = 0  # error status to answer; 0 = no error (latency / watch faults only)
     retry_after: int | None = None  # seconds, for 429 / 503
-    latency_ms: float = 0.0
+    latency_ms: float = 0.0  # before the request is served
+    response_latency_ms: float = 0.0  # after it is applied, before the answer (not watches)
     watch: str = ""  # "" | "drop" (close the stream) | "gone" (410 Gone event, then close)
     after_events: int = 0  # for watch faults: how many events to deliver first
     count: int | None = None  # how many more times the rule may fire; None = unlimited

@@ -17,7 +17,7 @@ from .api import JSON, Api, parse_body
 from .controllers import Controllers
 from .encoding import dumps
 from .errors import ApiError, PageNotFound, unknown_path
-from .faults import Faults, RequestRecord
+from .faults import FaultRule, Faults, RequestRecord
 from .hooks import CURRENT, Hooks, RequestInfo
 from .routing import Target, request_info, resolve
 from .store import Store
@@ -75,6 +75,7 @@ class Server:
                 if rule.code:
                     raise Faults.error_for(rule)
             response = await self._serve(request, info, rules)
+            await _hold_answer(rules, info)
             status = response.status
             return response
         except PageNotFound as exc:
@@ -209,6 +210,16 @@ def _warning_header(warnings: list[str]) -> str:
     """RFC 7234 warn-values, as client-go parses them: `299 - "quoted \\"text\\""`."""
     quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in warnings)
     return ", ".join(f'299 - "{w}"' for w in quoted)
+
+
+async def _hold_answer(rules: list[FaultRule], info: RequestInfo) -> None:
+    """A `response_latency_ms` fault: the write is applied (watchers see it) before the
+    client hears back. A watch has streamed its answer already, so it is not held."""
+    if info.verb == "watch":
+        return
+    for rule in rules:
+        if rule.response_latency_ms:
+            await asyncio.sleep(rule.response_latency_ms / 1000)
 
 
 async def _read_body(request: web.BaseRequest) -> bytes:

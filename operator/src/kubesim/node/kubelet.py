@@ -266,8 +266,11 @@ class Kubelet:
             self.recorder.emit(pod, "Normal", "Killing", f"Stopping container {cs.get('name')}",
                                component="kubelet", host=host,
                                field_path=f"spec.containers{{{cs.get('name')}}}")
-        await self._patch_status(pod, succeeded_status(pod, finished))
+        # Free the pod's resources before its terminal phase is written, as a kubelet's pod
+        # worker knows a pod terminated before its status manager says so: kube-scheduler
+        # drops Succeeded pods at once and may bind the next pod here within milliseconds.
         self._admitted.release(str(pod["metadata"]["uid"]))
+        await self._patch_status(pod, succeeded_status(pod, finished))
         self.on_terminated(str(pod["metadata"]["uid"]))
         await self._delete(pod)
 
