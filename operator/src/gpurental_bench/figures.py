@@ -344,20 +344,47 @@ async def running_everywhere(api: Api) -> list[dict[str, Any]]:
     return [r for r in rentals if (r.get("status") or {}).get("phase") == "Running"]
 
 
+def scrape(metrics_url: str) -> str:
+    return str(urllib.request.urlopen(metrics_url, timeout=10).read().decode())
+
+
+def histogram(text: str, name: str, by: str | None = None) -> dict[str, dict[str, int]]:
+    """One histogram of a /metrics text: its cumulative bucket counts (le -> count), per
+    value of the label `by` (or all series summed under "")."""
+    found: dict[str, dict[str, int]] = {}
+    for match in re.finditer(rf'^{name}_bucket\{{([^}}]*)\}} ([0-9.e+]+)$', text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        series = found.setdefault(labels.get(by, "") if by else "", {})
+        le = labels["le"]
+        series[le] = series.get(le, 0) + int(float(match.group(2)))
+    return found
+
+
 def gc_pauses(metrics_url: str) -> dict[str, tuple[int, int]]:
     """The operator's collector pauses so far, per generation: (count, how many over 50 ms),
     from its gpurental_gc_pause_seconds histogram."""
-    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
-    counts: dict[str, int] = {}
-    fast: dict[str, int] = {}
-    for match in re.finditer(r'^gpurental_gc_pause_seconds_bucket\{generation="(\d)",'
-                             r'le="([^"]+)"\} ([0-9.e+]+)$', text, re.M):
-        generation, le, value = match.group(1), match.group(2), int(float(match.group(3)))
-        if le == "+Inf":
-            counts[generation] = value
-        elif le == "0.05":
-            fast[generation] = value
-    return {g: (n, n - fast.get(g, 0)) for g, n in counts.items()}
+    series = histogram(scrape(metrics_url), "gpurental_gc_pause_seconds", by="generation")
+    return {g: (b.get("+Inf", 0), b.get("+Inf", 0) - b.get("0.05", 0))
+            for g, b in series.items()}
+
+
+def operator_stop_seconds(metrics_url: str) -> dict[str, int]:
+    """The operator's own share of every stop so far (from seeing the request to issuing the
+    pod's DELETE), as cumulative bucket counts of gpurental_stop_latency_seconds."""
+    return histogram(scrape(metrics_url), "gpurental_stop_latency_seconds").get("", {})
+
+
+def bucket_percentile(before: dict[str, int], after: dict[str, int], p: float) -> float:
+    """The upper bound (ms) of the bucket holding the p-th percentile of what was observed
+    between two readings; inf if it lies beyond the last finite bucket, nan if none."""
+    counts = {le: after.get(le, 0) - before.get(le, 0) for le in after}
+    total = counts.get("+Inf", 0)
+    if total <= 0:
+        return float("nan")
+    for le in sorted((le for le in counts if le != "+Inf"), key=float):
+        if counts[le] >= total * p / 100:
+            return float(le) * 1000
+    return float("inf")
 
 
 def _gc_note(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
@@ -380,6 +407,7 @@ class Level:
     staleness_p99: float  # seconds since each running rental's last heartbeat
     server: dict[str, float]  # control-plane process -> cores over the window
     stops: StopLatencies
+    operator_stop_p99: float  # ms, bucket bound: the operator's own share of those stops
     gc: str  # the operator's collector pauses meanwhile
 
 
@@ -420,10 +448,14 @@ async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int,
     running = len(await running_everywhere(api))
     server = {name: (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / elapsed
               for name in cpu_after}
+    inside_before = await asyncio.to_thread(operator_stop_seconds, metrics_url)
     stops = await stop_latency(api, scale)
+    inside_after = await asyncio.to_thread(operator_stop_seconds, metrics_url)
     gc_after = await asyncio.to_thread(gc_pauses, metrics_url)
     return Level(running, cpu, sampler.peak / 2**20, len(writes) / elapsed,
-                 percentile(staleness, 99), server, stops, _gc_note(gc_before, gc_after))
+                 percentile(staleness, 99), server, stops,
+                 bucket_percentile(inside_before, inside_after, 99),
+                 _gc_note(gc_before, gc_after))
 
 
 async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler,
@@ -451,6 +483,10 @@ def report_top(report: Report, scale: Scale, top: Level) -> None:
                               100.0, note=during.format(len(latencies))))
     report.add(Figure("stop_latency_p99_9", percentile(top.stops.all, 99.9), "ms", None,
                       note=during.format(len(top.stops.all))))
+    # The rest of each stop is the server's and the watch's: PATCH in, event out, decoded.
+    report.add(Figure("stop_latency_operator_share_p99", top.operator_stop_p99, "ms", None,
+                      note="from the operator seeing the request to its DELETE issued "
+                           "(upper bound of a gpurental_stop_latency_seconds bucket)"))
     report.add(Figure("steady_operator_peak_rss", top.peak_rss_mib, "MiB", 400.0,
                       note=f"whole run, {top.running} running"))
     report.add(Figure("steady_operator_cpu", top.cpu, "cores", 0.4,
@@ -466,12 +502,14 @@ def report_top(report: Report, scale: Scale, top: Level) -> None:
 def cost_table(rows: list[Level]) -> list[str]:
     """How cost grows with the running rentals, for sizing a shard."""
     names = sorted({name for row in rows for name in row.server})
-    head = ["running", "stop p99 ms", "stop p99.9 ms", "operator cores", "peak RSS MiB",
+    head = ["running", "stop p99 ms", "stop p99.9 ms", "operator's share p99 ms (bucket)",
+            "operator cores", "peak RSS MiB",
             "writes/s", *[f"{name} cores" for name in names]]
     lines = ["cost table: | " + " | ".join(head) + " |"]
     for row in rows:
         cells = [f"{row.running}", f"{percentile(row.stops.all, 99):.1f}",
-                 f"{percentile(row.stops.all, 99.9):.1f}", f"{row.cpu:.3f}",
+                 f"{percentile(row.stops.all, 99.9):.1f}", f"<= {row.operator_stop_p99:g}",
+                 f"{row.cpu:.3f}",
                  f"{row.peak_rss_mib:.0f}", f"{row.writes_per_s:.1f}",
                  *[f"{row.server.get(name, 0.0):.3f}" for name in names]]
         lines.append("cost table: | " + " | ".join(cells) + " |")
