@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -122,11 +122,13 @@ class Sampler:
         self._stop.set()
 
 
-def _first_ts(requests: list[dict[str, Any]], method: str, path: str) -> float | None:
-    for req in requests:
-        if req["method"] == method and req["path"] == path and req["status"] < 300:
-            return float(req["timestamp"])
-    return None
+def _first_ts(requests: list[dict[str, Any]], method: str, path: str,
+              after: float = float("-inf")) -> float | None:
+    """The earliest arrival of a successful request (an audit log is in completion order)."""
+    times = [float(req["timestamp"]) for req in requests
+             if req["method"] == method and req["path"] == path and req["status"] < 300
+             and float(req["timestamp"]) >= after]
+    return min(times, default=None)
 
 
 def operator_pod_deletes(requests: list[dict[str, Any]], namespace: str) -> dict[str, float]:
@@ -221,6 +223,19 @@ async def _gone(api: Api, path: str) -> bool:
 class StopLatencies:
     stopped: list[float]  # ms, from the user's PATCH reaching the server to the pod's DELETE
     paused: list[float]
+    # Each stop in two, at the server's clock: the user's PATCH to the operator's first status
+    # write after it (the watch's delivery and the operator's reaction), and that write (the
+    # meter closed) to the DELETE (the write's round trip: the pod goes only once it is saved).
+    reaction: list[float] = field(default_factory=list)
+    meter_write: list[float] = field(default_factory=list)
+
+    def split(self) -> str:
+        if not self.reaction:
+            return "no status write between a stop's PATCH and its DELETE in the record"
+        return (f"stops in two (p50 / p99 ms): request to the meter's write "
+                f"{percentile(self.reaction, 50):.1f} / {percentile(self.reaction, 99):.1f}, "
+                f"meter's write to the pod's DELETE {percentile(self.meter_write, 50):.1f} / "
+                f"{percentile(self.meter_write, 99):.1f}")
 
     @property
     def all(self) -> list[float]:
@@ -253,8 +268,14 @@ async def stop_latency(api: Api, scale: Scale) -> StopLatencies:
     for (ns, name), state in states.items():
         patched = _first_ts(requests, "PATCH", api.rentals_path(ns, name))
         if patched is not None and name in deletes[ns]:
+            deleted = deletes[ns][name]
             target = found.stopped if state == "Stopped" else found.paused
-            target.append((deletes[ns][name] - patched) * 1000)
+            target.append((deleted - patched) * 1000)
+            written = _first_ts(requests, "PATCH", api.rentals_path(ns, name) + "/status",
+                                after=patched)
+            if written is not None and written <= deleted:
+                found.reaction.append((written - patched) * 1000)
+                found.meter_write.append((deleted - written) * 1000)
     return found
 
 
@@ -467,6 +488,7 @@ async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler,
         report.note(f"ramp to {level} running took {time.monotonic() - started:.0f}s")
         rows.append(await steady_level(api, scale, sampler, level, metrics_url))
         report.note(f"{level} running: {rows[-1].gc}")
+        report.note(f"{level} running: {rows[-1].stops.split()}")
     top = rows[-1]
     report_top(report, scale, top)
     for line in cost_table(rows):
