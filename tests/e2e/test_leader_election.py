@@ -87,6 +87,7 @@ def test_only_the_holder_acts_and_a_standby_takes_over_when_it_dies(
     rentals.patch("job", state="Paused")  # only a new leader can carry it out
     rentals.wait_phase("job", "Paused", timeout=60)
     assert replicas.holder() == other(leader)
+    rentals.await_events("job", "Paused")  # posted after the status write that recorded it
     assert replicas.reporters("job") >= {other(leader)}
     status: dict[str, Any] = rentals.status("job")
     # The running seconds were billed across the change of hands, not lost nor restarted.
