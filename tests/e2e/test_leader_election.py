@@ -34,8 +34,13 @@ class Replicas:
         return operator
 
     def holder(self) -> str:
-        """The replica named in the Lease ("" when nobody holds it)."""
-        spec = self.leases.read_namespaced_lease(LEASE, LEASE_NAMESPACE).spec
+        """The replica named in the Lease ("" when nobody holds it, or nobody made it yet)."""
+        try:
+            spec = self.leases.read_namespaced_lease(LEASE, LEASE_NAMESPACE).spec
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            return ""  # the first replica to start creates the Lease; it may not have yet
         return (spec.holder_identity or "").split("_")[0]
 
     def leader(self, timeout: float = 60.0) -> str:
