@@ -24,6 +24,7 @@ FIGURES = {
     "provision_20_rentals_until_running": "s",
     "stop_latency_stopped_p50": "ms", "stop_latency_stopped_p99": "ms",
     "stop_latency_p99_9": "ms", "stop_latency_operator_share_p99": "ms",
+    "stop_latency_server_writes_p99": "ms",
     "stop_latency_paused_p50": "ms", "stop_latency_paused_p99": "ms",
     "wallet_exhaustion_pause_error_p99": "s", "wallet_exhaustion_worst_overshoot": "cents",
     "steady_operator_peak_rss": "MiB", "steady_operator_cpu": "cores",
@@ -53,6 +54,8 @@ def test_bench_smoke_prints_every_figure(tmp_path: Path, substrate: str) -> None
     assert 0 < figures["stop_latency_stopped_p50"]["value"] < 10_000
     # the operator's own share, read from its histogram: every stop was observed there
     assert 0 < figures["stop_latency_operator_share_p99"]["value"] <= 1000
+    # the two writes each stop waits on, read from the server's record of every stop
+    assert 0 < figures["stop_latency_server_writes_p99"]["value"] < 10_000
     assert 0 < figures["steady_heartbeat_staleness_p99"]["value"] < 3 * 3.0 + 5
     assert figures["wallet_exhaustion_worst_overshoot"]["value"] >= 0
     # The exhausted wallets must not be rewritten every second (the bug the bench found).

@@ -122,13 +122,18 @@ class Sampler:
         self._stop.set()
 
 
-def _first_ts(requests: list[dict[str, Any]], method: str, path: str,
-              after: float = float("-inf")) -> float | None:
-    """The earliest arrival of a successful request (an audit log is in completion order)."""
-    times = [float(req["timestamp"]) for req in requests
+def _first(requests: list[dict[str, Any]], method: str, path: str,
+           after: float = float("-inf")) -> dict[str, Any] | None:
+    """The earliest-arriving successful request (an audit log is in completion order)."""
+    found = [req for req in requests
              if req["method"] == method and req["path"] == path and req["status"] < 300
              and float(req["timestamp"]) >= after]
-    return min(times, default=None)
+    return min(found, key=lambda req: float(req["timestamp"]), default=None)
+
+
+def _answered(req: dict[str, Any]) -> float:
+    """When the server was done with a request (both records keep its duration)."""
+    return float(req["timestamp"]) + float(req["duration"])
 
 
 def operator_pod_deletes(requests: list[dict[str, Any]], namespace: str) -> dict[str, float]:
@@ -219,27 +224,58 @@ async def _gone(api: Api, path: str) -> bool:
 
 # --- 1. stop latency ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class StopLegs:
+    """One stop cut where it changes hands, at the server's clock (ms). The user's PATCH and
+    the meter's write are the server's: no operator can go below their sum while the meter is
+    closed before the pod's DELETE is sent. The other two are the watch's and the operator's."""
+
+    user_write: float  # the user's PATCH inside the server: the watch sends it once saved
+    reaction: float  # that PATCH done -> the meter's status write arriving
+    meter_write: float  # the meter's write inside the server
+    turnaround: float  # that write answered -> the pod's DELETE arriving
+
+    @property
+    def server(self) -> float:
+        return self.user_write + self.meter_write
+
+
 @dataclass
 class StopLatencies:
     stopped: list[float]  # ms, from the user's PATCH reaching the server to the pod's DELETE
     paused: list[float]
-    # Each stop in two, at the server's clock: the user's PATCH to the operator's first status
-    # write after it (the watch's delivery and the operator's reaction), and that write (the
-    # meter closed) to the DELETE (the write's round trip: the pod goes only once it is saved).
-    reaction: list[float] = field(default_factory=list)
-    meter_write: list[float] = field(default_factory=list)
+    legs: list[StopLegs] = field(default_factory=list)
 
     def split(self) -> str:
-        if not self.reaction:
+        if not self.legs:
             return "no status write between a stop's PATCH and its DELETE in the record"
-        return (f"stops in two (p50 / p99 ms): request to the meter's write "
-                f"{percentile(self.reaction, 50):.1f} / {percentile(self.reaction, 99):.1f}, "
-                f"meter's write to the pod's DELETE {percentile(self.meter_write, 50):.1f} / "
-                f"{percentile(self.meter_write, 99):.1f}")
+        names = ("user_write", "reaction", "meter_write", "turnaround")
+        cells = []
+        for name in names:
+            values = [getattr(leg, name) for leg in self.legs]
+            cells.append(f"{name} {percentile(values, 50):.1f} / {percentile(values, 99):.1f}")
+        return (f"each stop cut where it changes hands (p50 / p99 ms, server's clock): "
+                f"{', '.join(cells)}; the two writes in the server together "
+                f"{percentile(self.server, 50):.1f} / {percentile(self.server, 99):.1f}")
+
+    @property
+    def server(self) -> list[float]:
+        return [leg.server for leg in self.legs]
 
     @property
     def all(self) -> list[float]:
         return self.stopped + self.paused
+
+
+def stop_legs(patched: dict[str, Any], written: dict[str, Any], deleted: float) -> StopLegs:
+    """The legs of one stop from its user PATCH, the meter's write after it, and when the
+    pod's DELETE arrived (records as `recorded()` gives them: seconds, time.time())."""
+    ms = 1000.0
+    return StopLegs(
+        user_write=float(patched["duration"]) * ms,
+        reaction=(float(written["timestamp"]) - _answered(patched)) * ms,
+        meter_write=float(written["duration"]) * ms,
+        turnaround=(deleted - _answered(written)) * ms)
 
 
 async def stop_latency(api: Api, scale: Scale) -> StopLatencies:
@@ -266,16 +302,15 @@ async def stop_latency(api: Api, scale: Scale) -> StopLatencies:
     deletes = {ns: operator_pod_deletes(requests, ns) for ns in namespaces}
     found = StopLatencies([], [])
     for (ns, name), state in states.items():
-        patched = _first_ts(requests, "PATCH", api.rentals_path(ns, name))
+        patched = _first(requests, "PATCH", api.rentals_path(ns, name))
         if patched is not None and name in deletes[ns]:
             deleted = deletes[ns][name]
             target = found.stopped if state == "Stopped" else found.paused
-            target.append((deleted - patched) * 1000)
-            written = _first_ts(requests, "PATCH", api.rentals_path(ns, name) + "/status",
-                                after=patched)
-            if written is not None and written <= deleted:
-                found.reaction.append((written - patched) * 1000)
-                found.meter_write.append((deleted - written) * 1000)
+            target.append((deleted - float(patched["timestamp"])) * 1000)
+            written = _first(requests, "PATCH", api.rentals_path(ns, name) + "/status",
+                             after=float(patched["timestamp"]))
+            if written is not None and float(written["timestamp"]) <= deleted:
+                found.legs.append(stop_legs(patched, written, deleted))
     return found
 
 
@@ -509,6 +544,9 @@ def report_top(report: Report, scale: Scale, top: Level) -> None:
     report.add(Figure("stop_latency_operator_share_p99", top.operator_stop_p99, "ms", None,
                       note="from the operator seeing the request to its DELETE issued "
                            "(upper bound of a gpurental_stop_latency_seconds bucket)"))
+    report.add(Figure("stop_latency_server_writes_p99", percentile(top.stops.server, 99), "ms",
+                      None, note="the user's PATCH and the meter's write inside the server, "
+                                 "per stop: what an operator taking no time would reach"))
     report.add(Figure("steady_operator_peak_rss", top.peak_rss_mib, "MiB", 400.0,
                       note=f"whole run, {top.running} running"))
     report.add(Figure("steady_operator_cpu", top.cpu, "cores", 0.4,
@@ -525,13 +563,13 @@ def cost_table(rows: list[Level]) -> list[str]:
     """How cost grows with the running rentals, for sizing a shard."""
     names = sorted({name for row in rows for name in row.server})
     head = ["running", "stop p99 ms", "stop p99.9 ms", "operator's share p99 ms (bucket)",
-            "operator cores", "peak RSS MiB",
+            "server's writes p99 ms", "operator cores", "peak RSS MiB",
             "writes/s", *[f"{name} cores" for name in names]]
     lines = ["cost table: | " + " | ".join(head) + " |"]
     for row in rows:
         cells = [f"{row.running}", f"{percentile(row.stops.all, 99):.1f}",
                  f"{percentile(row.stops.all, 99.9):.1f}", f"<= {row.operator_stop_p99:g}",
-                 f"{row.cpu:.3f}",
+                 f"{percentile(row.stops.server, 99):.1f}", f"{row.cpu:.3f}",
                  f"{row.peak_rss_mib:.0f}", f"{row.writes_per_s:.1f}",
                  *[f"{row.server.get(name, 0.0):.3f}" for name in names]]
         lines.append("cost table: | " + " | ".join(cells) + " |")
