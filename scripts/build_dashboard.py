@@ -428,6 +428,17 @@ def layout() -> list[tuple[Panel, int, int]]:
             unit="s", steps=(("green", None), ("red", 0.1)),
         ), 12, 8),
         (timeseries(
+            "Event loop lag",
+            "p50 and p99 wait of the operator's one event loop before it runs what is due "
+            "(a 100 ms probe); every stop waits this long at each of its steps.",
+            [target("histogram_quantile(0.99, sum by (le) "
+                    f"(rate(gpurental_event_loop_lag_seconds_bucket[{RATE}])))", "p99"),
+             target("histogram_quantile(0.5, sum by (le) "
+                    f"(rate(gpurental_event_loop_lag_seconds_bucket[{RATE}])))", "p50",
+                    ref="B")],
+            unit="s", steps=(("green", None), ("red", 0.05)),
+        ), 12, 8),
+        (timeseries(
             "Retries by work queue",
             "Keys re-queued with backoff after a failed pass (rentals, wallets, offers); "
             "steady retries mean the API server refuses something.",

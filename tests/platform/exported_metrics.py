@@ -69,6 +69,10 @@ EXPORTED_METRICS: dict[str, Metric] = {
         "histogram", ("generation",),
         "Garbage collector pauses of the operator's event loop, per generation collected."
     ),
+    "gpurental_event_loop_lag_seconds": Metric(
+        "histogram", (),
+        "How much later than due the operator's event loop ran a timer (a probe every 100 ms)."
+    ),
     "gpurental_work_retries_total": Metric(
         "counter", ("queue",), "Keys re-queued with backoff after a failed pass, per work queue."
     ),

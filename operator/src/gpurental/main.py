@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from gpurental import gc_tuning, health, metrics
+from gpurental import gc_tuning, health, loop_lag, metrics
 from gpurental.clock import clock_from_env
 from gpurental.controller import Controller
 from gpurental.idle_watch import IdleWatch
@@ -76,7 +76,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
                                      options.leader_election, identity)
     memo.tasks = [asyncio.create_task(serve(controller, memo.watches, memo.leader),
                                       name="controller"),
-                  asyncio.create_task(gc_tuning.keep_tuned(), name="gc-tuning")]
+                  asyncio.create_task(gc_tuning.keep_tuned(), name="gc-tuning"),
+                  asyncio.create_task(loop_lag.measure(), name="loop-lag")]
     if options.prometheus_url:
         watch = IdleWatch(controller.world, controller.clock, controller.idle_findings,
                           controller.queue.add, options.prometheus_url,

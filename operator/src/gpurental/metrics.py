@@ -49,6 +49,11 @@ GC_PAUSE = Histogram(
     "Garbage collector pauses of the operator's event loop, per generation collected.",
     ["generation"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+LOOP_LAG = Histogram(
+    "gpurental_event_loop_lag_seconds",
+    "How much later than due the operator's event loop ran a timer (a probe every 100 ms).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0),
+)
 WORK_RETRIES = Counter(
     "gpurental_work_retries", "Keys re-queued with backoff after a failed pass, per work queue.",
     ["queue"],

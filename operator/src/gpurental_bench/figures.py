@@ -416,18 +416,23 @@ def histogram(text: str, name: str, by: str | None = None) -> dict[str, dict[str
     return found
 
 
-def gc_pauses(metrics_url: str) -> dict[str, tuple[int, int]]:
-    """The operator's collector pauses so far, per generation: (count, how many over 50 ms),
-    from its gpurental_gc_pause_seconds histogram."""
-    series = histogram(scrape(metrics_url), "gpurental_gc_pause_seconds", by="generation")
-    return {g: (b.get("+Inf", 0), b.get("+Inf", 0) - b.get("0.05", 0))
-            for g, b in series.items()}
+@dataclass(frozen=True)
+class OperatorReading:
+    """One scrape of the operator's /metrics: the histograms the bench reads around a level
+    (cumulative counts, so two readings give what happened between them)."""
+
+    gc: dict[str, tuple[int, int]]  # generation -> (collections, how many over 50 ms)
+    stops: dict[str, int]  # le -> count: seeing a stop request to issuing the pod's DELETE
+    loop_lag: dict[str, int]  # le -> count: how late the event loop ran a due timer
 
 
-def operator_stop_seconds(metrics_url: str) -> dict[str, int]:
-    """The operator's own share of every stop so far (from seeing the request to issuing the
-    pod's DELETE), as cumulative bucket counts of gpurental_stop_latency_seconds."""
-    return histogram(scrape(metrics_url), "gpurental_stop_latency_seconds").get("", {})
+def read_operator(metrics_url: str) -> OperatorReading:
+    text = scrape(metrics_url)
+    gc = {g: (b.get("+Inf", 0), b.get("+Inf", 0) - b.get("0.05", 0)) for g, b in
+          histogram(text, "gpurental_gc_pause_seconds", by="generation").items()}
+    return OperatorReading(
+        gc, histogram(text, "gpurental_stop_latency_seconds").get("", {}),
+        histogram(text, "gpurental_event_loop_lag_seconds").get("", {}))
 
 
 def bucket_percentile(before: dict[str, int], after: dict[str, int], p: float) -> float:
@@ -464,6 +469,7 @@ class Level:
     server: dict[str, float]  # control-plane process -> cores over the window
     stops: StopLatencies
     operator_stop_p99: float  # ms, bucket bound: the operator's own share of those stops
+    loop_lag_p99: float  # ms, bucket bound: how late its event loop ran timers meanwhile
     gc: str  # the operator's collector pauses meanwhile
 
 
@@ -484,7 +490,7 @@ async def ramp(api: Api, scale: Scale, level: int, created: int) -> int:
 async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int,
                        metrics_url: str) -> Level:
     await asyncio.sleep(scale.interval)  # let the ramp's transition writes drain
-    gc_before = await asyncio.to_thread(gc_pauses, metrics_url)
+    at_start = await asyncio.to_thread(read_operator, metrics_url)
     await api.record()
     cpu_before = server_cpu(api.substrate)
     cpu0, t0 = sampler.cpu_seconds(), time.time()
@@ -504,14 +510,14 @@ async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int,
     running = len(await running_everywhere(api))
     server = {name: (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / elapsed
               for name in cpu_after}
-    inside_before = await asyncio.to_thread(operator_stop_seconds, metrics_url)
+    before = await asyncio.to_thread(read_operator, metrics_url)
     stops = await stop_latency(api, scale)
-    inside_after = await asyncio.to_thread(operator_stop_seconds, metrics_url)
-    gc_after = await asyncio.to_thread(gc_pauses, metrics_url)
+    after = await asyncio.to_thread(read_operator, metrics_url)
     return Level(running, cpu, sampler.peak / 2**20, len(writes) / elapsed,
                  percentile(staleness, 99), server, stops,
-                 bucket_percentile(inside_before, inside_after, 99),
-                 _gc_note(gc_before, gc_after))
+                 bucket_percentile(before.stops, after.stops, 99),
+                 bucket_percentile(before.loop_lag, after.loop_lag, 99),
+                 _gc_note(at_start.gc, after.gc))
 
 
 async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler,
@@ -563,13 +569,15 @@ def cost_table(rows: list[Level]) -> list[str]:
     """How cost grows with the running rentals, for sizing a shard."""
     names = sorted({name for row in rows for name in row.server})
     head = ["running", "stop p99 ms", "stop p99.9 ms", "operator's share p99 ms (bucket)",
-            "server's writes p99 ms", "operator cores", "peak RSS MiB",
+            "server's writes p99 ms", "loop lag p99 ms (bucket)", "operator cores",
+            "peak RSS MiB",
             "writes/s", *[f"{name} cores" for name in names]]
     lines = ["cost table: | " + " | ".join(head) + " |"]
     for row in rows:
         cells = [f"{row.running}", f"{percentile(row.stops.all, 99):.1f}",
                  f"{percentile(row.stops.all, 99.9):.1f}", f"<= {row.operator_stop_p99:g}",
-                 f"{percentile(row.stops.server, 99):.1f}", f"{row.cpu:.3f}",
+                 f"{percentile(row.stops.server, 99):.1f}", f"<= {row.loop_lag_p99:g}",
+                 f"{row.cpu:.3f}",
                  f"{row.peak_rss_mib:.0f}", f"{row.writes_per_s:.1f}",
                  *[f"{row.server.get(name, 0.0):.3f}" for name in names]]
         lines.append("cost table: | " + " | ".join(cells) + " |")
