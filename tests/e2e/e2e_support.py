@@ -28,6 +28,18 @@ def eventually(check: Callable[[], T], timeout: float = 60.0, interval: float = 
         time.sleep(interval)
 
 
+def eventually_found(check: Callable[[], T | None], timeout: float = 60.0,
+                     interval: float = 0.1) -> T:
+    """`eventually`, None meaning "not there yet" (a 404 read as None, a field not set):
+    plain `eventually` takes None as a pass, so a read that finds nothing would return at
+    once."""
+    def found() -> T:
+        value = check()
+        assert value is not None, f"{check}: nothing yet"
+        return value
+    return eventually(found, timeout=timeout, interval=interval)
+
+
 class Rentals:
     """Read and write GpuRentals of one namespace through the API."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import Rentals, eventually
+from e2e_support import Rentals, eventually, eventually_found
 from kubernetes import client
 
 from gpurental_dev.cluster import Cluster
@@ -66,7 +66,9 @@ def service(rentals: Rentals, name: str) -> client.V1Service | None:
 
 def endpoint(rentals: Rentals, name: str, port: str) -> dict[str, Any]:
     entries = rentals.status(name).get("endpoints") or []
-    return next(e for e in entries if e["name"] == port)
+    found = [e for e in entries if e["name"] == port]
+    assert found, f"no {port} endpoint in {name}'s status yet: {entries}"
+    return found[0]
 
 
 def start(rentals: Rentals, name: str, offer: str) -> tuple[dict[str, Any], client.V1Pod]:
@@ -80,7 +82,7 @@ def test_the_service_points_at_the_pod_and_endpoints_follow_the_node_port(
     rental, pod = start(rentals, "nb", "ssh-nodeport")
     assert [c.name for c in pod.spec.containers] == ["workload", "sshd"]
     assert pod.spec.share_process_namespace is True
-    svc = eventually(lambda: service(rentals, "nb"))
+    svc = eventually_found(lambda: service(rentals, "nb"))
     assert svc.spec.type == "NodePort"
     assert svc.metadata.owner_references[0].uid == rental["metadata"]["uid"]
     assert svc.spec.selector == {"gpurental.dev/rental-uid": rental["metadata"]["uid"]}
@@ -118,9 +120,9 @@ def assert_endpoint_slices_point_at(rentals: Rentals, name: str, pod: client.V1P
 
 def test_a_load_balancers_address_reaches_status(rentals: Rentals, access_offers: None) -> None:
     _, pod = start(rentals, "lb", "ssh-loadbalancer")
-    svc = eventually(lambda: service(rentals, "lb"))
+    svc = eventually_found(lambda: service(rentals, "lb"))
     node_port = {p.name: p.node_port for p in svc.spec.ports}["ssh"]
-    pending = eventually(lambda: endpoint(rentals, "lb", "ssh") if endpoint(
+    pending = eventually_found(lambda: endpoint(rentals, "lb", "ssh") if endpoint(
         rentals, "lb", "ssh").get("connect") else None, timeout=30)
     assert pending["connect"] == f"ssh -p {node_port} gpu@{pod.status.host_ip}"
     assert pending["message"] == "the load balancer has no address yet"
@@ -140,7 +142,7 @@ def test_a_load_balancers_address_reaches_status(rentals: Rentals, access_offers
 def test_pause_deletes_the_service_and_resume_recreates_it(
         rentals: Rentals, access_offers: None) -> None:
     start(rentals, "nb", "ssh-clusterip")
-    first = eventually(lambda: service(rentals, "nb"))
+    first = eventually_found(lambda: service(rentals, "nb"))
     assert first.spec.type == "ClusterIP"
     rentals.patch("nb", state="Paused")
     rentals.wait_phase("nb", "Paused")
@@ -151,7 +153,7 @@ def test_pause_deletes_the_service_and_resume_recreates_it(
     assert "host" not in status["endpoints"][0]
     rentals.patch("nb", state="Running")
     rentals.wait_phase("nb", "Running")
-    again = eventually(lambda: service(rentals, "nb"))
+    again = eventually_found(lambda: service(rentals, "nb"))
     assert again.metadata.uid != first.metadata.uid
     eventually(lambda: endpoint(rentals, "nb", "ssh")["connect"] ==
                f"ssh gpu@{again.spec.cluster_ip}", timeout=30)
@@ -160,7 +162,7 @@ def test_pause_deletes_the_service_and_resume_recreates_it(
 def test_a_service_opened_wider_than_the_offer_is_replaced(
         rentals: Rentals, access_offers: None) -> None:
     start(rentals, "nb", "ssh-clusterip")
-    first = eventually(lambda: service(rentals, "nb"))
+    first = eventually_found(lambda: service(rentals, "nb"))
     rentals.core.patch_namespaced_service("nb", rentals.namespace, {"spec": {"type": "NodePort"}})
 
     def replaced() -> client.V1Service:
@@ -182,10 +184,10 @@ def plugin(kubeconfig: str, rentals: Rentals, *args: str,
 def test_plugin_ssh_and_open_commands(rentals: Rentals, access_offers: None,
                                       kubeconfig: str) -> None:
     _, pod = start(rentals, "nb", "ssh-nodeport")
-    svc = eventually(lambda: service(rentals, "nb"))
+    svc = eventually_found(lambda: service(rentals, "nb"))
     ports = {p.name: p.node_port for p in svc.spec.ports}
     alias = f"HostKeyAlias=nb.{rentals.namespace}.gpurental"
-    eventually(lambda: endpoint(rentals, "nb", "ssh").get("connect"), timeout=30)
+    eventually_found(lambda: endpoint(rentals, "nb", "ssh").get("connect"), timeout=30)
     direct = plugin(kubeconfig, rentals, "ssh", "nb", "--print", "--", "nvidia-smi", "-L")
     assert direct.stdout.splitlines() == [
         f"ssh -p {ports['ssh']} -o {alias} gpu@{pod.status.host_ip} nvidia-smi -L"]
@@ -219,7 +221,7 @@ def test_plugin_ssh_runs_kubectl_port_forward_up_to_the_missing_kubelet(
     streaming server on the node) that neither substrate has. The plugin says so and never
     runs ssh against a port nobody forwards."""
     _, pod = start(rentals, "nb", "ssh-clusterip")
-    eventually(lambda: endpoint(rentals, "nb", "ssh").get("connect"), timeout=30)
+    eventually_found(lambda: endpoint(rentals, "nb", "ssh").get("connect"), timeout=30)
     env = {**os.environ, "PATH": os.pathsep.join([str(PLUGIN.parent), os.environ["PATH"]])}
     result = subprocess.run([str(PLUGIN), "--kubeconfig", kubeconfig, "-n", rentals.namespace,
                              "ssh", "nb", "--", "true"], capture_output=True, text=True,
@@ -247,7 +249,7 @@ def ingress(rentals: Rentals, name: str) -> client.V1Ingress | None:
 def test_web_ports_get_the_offers_ingress_host_and_lose_it_on_pause(
         rentals: Rentals, access_offers: None, kubeconfig: str) -> None:
     rental, _ = start(rentals, "nb", "ssh-routed")
-    routed = eventually(lambda: ingress(rentals, "nb"))
+    routed = eventually_found(lambda: ingress(rentals, "nb"))
     host = f"jupyter-nb-{rentals.namespace}.gpus.example"
     assert routed.spec.ingress_class_name == "nginx"
     assert routed.metadata.owner_references[0].uid == rental["metadata"]["uid"]
@@ -265,4 +267,4 @@ def test_web_ports_get_the_offers_ingress_host_and_lose_it_on_pause(
                timeout=30)
     rentals.patch("nb", state="Running")
     rentals.wait_phase("nb", "Running")
-    eventually(lambda: ingress(rentals, "nb"), timeout=30)
+    eventually_found(lambda: ingress(rentals, "nb"), timeout=30)

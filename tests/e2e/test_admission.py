@@ -115,10 +115,12 @@ def apply(cluster: Cluster, manifest: str) -> tuple[bool, str]:
 
 def rejected(cluster: Cluster, manifest: str) -> str:
     """The denial message, once the webhook answers (it starts after the operator's cache)."""
-    def denial() -> str | None:
+    def denial() -> str:
         ok, output = apply(cluster, manifest)
         assert not ok, f"accepted: {output}"
-        return output if "denied the request" in output else None
+        # "failed calling webhook" until it listens (failurePolicy: Fail): not yet an answer
+        assert "denied the request" in output, output
+        return output
     return eventually(denial, timeout=60)
 
 

@@ -123,8 +123,9 @@ def test_a_stopped_rental_set_back_to_running_stays_stopped(
     rentals.patch("lazarus", state="Running")
     eventually(lambda: explained(rentals, "lazarus", "never runs again"), timeout=30)
     assert rentals.status("lazarus")["phase"] == "Stopped"
-    assert pod_or_none(rentals, "lazarus") is None
-    assert not rentals.pvcs()
+    # The pod's graceful deletion and the claim's protection finalizer take their own time.
+    eventually(lambda: pod_or_none(rentals, "lazarus") is None and not rentals.pvcs(),
+               timeout=60)
     healthy(operator)
 
 

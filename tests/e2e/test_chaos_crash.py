@@ -46,7 +46,7 @@ def chaos_cluster(tmp_path_factory: pytest.TempPathFactory, substrate: str
         yield cluster
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)  # two converges of up to 4 x 90 s, and the walk
 def test_sigkill_at_random_moments_keeps_children_phases_and_wallets_exact(
         chaos_cluster: Cluster) -> None:
     rng = random.Random(SEED)

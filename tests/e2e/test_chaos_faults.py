@@ -65,7 +65,7 @@ def inject(cluster: Cluster) -> None:
         admin(cluster, "faults", "POST", {**rule, "rate": min(rate * RATE, 1.0)})
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)  # two converges of up to 4 x 90 s, and the walk
 def test_api_faults_leave_children_phases_and_wallets_exact(chaos_cluster: Cluster) -> None:
     rng = random.Random(SEED)
     api = config.new_client_from_config(config_file=str(chaos_cluster.kubeconfig))

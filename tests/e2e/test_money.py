@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from e2e_support import GROUP, VERSION, Rentals, eventually
+from e2e_support import GROUP, VERSION, Rentals, eventually, eventually_found
 
 from gpurental.clock import parse_ts
 
@@ -94,7 +94,7 @@ def test_storage_is_billed_while_paused(rentals: Rentals) -> None:
     rentals.patch("stored", state="Paused")
     paused = rentals.wait_phase("stored", "Paused")
     assert paused["storageRatePerHour"] == "36.00" and paused["storageSince"]
-    spent = eventually(lambda: wallet_status(rentals).get("spentCents"))
+    spent = eventually_found(lambda: wallet_status(rentals).get("spentCents"))
     eventually(lambda: wallet_status(rentals)["spentCents"] >= spent + 2, timeout=30)
     rentals.patch("stored", state="Stopped")
     stopped = rentals.wait_phase("stored", "Stopped")

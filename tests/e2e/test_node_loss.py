@@ -233,7 +233,7 @@ def test_no_healthy_node_within_the_timeout_pauses_with_no_capacity_not_failed(
         heartbeat = session.heartbeat("gpu-doomed-3")
         assert status["accruedSeconds"] == int((heartbeat - started).total_seconds()) > 0
         assert rentals.pvcs()[0].metadata.uid == status["pvcUid"]  # the data is kept
-        assert rentals.pods() == []
+        eventually(lambda: rentals.pods() == [])  # deleted after the status write
     finally:
         session.loss.cluster.kubectl("uncordon", "gpu-healthy")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_support import GROUP, VERSION, Rentals, eventually
+from e2e_support import GROUP, VERSION, Rentals, eventually, eventually_found
 from kubernetes.client.rest import ApiException
 
 from gpurental import billing
@@ -208,7 +208,7 @@ def test_pause_resume_stop_and_confirmation(rentals: Rentals, plugin: Run) -> No
 def test_extend_and_autorenew(rentals: Rentals, plugin: Run) -> None:
     create(rentals, "e", duration="4h")
     running = rentals.wait_phase("e", "Running")
-    eventually(lambda: rentals.status("e").get("expiresAt"))
+    eventually_found(lambda: rentals.status("e").get("expiresAt"))
     old_expiry = parse_ts(rentals.status("e")["expiresAt"])
 
     out = plugin("extend", "e", "--hours", "2").stdout.splitlines()

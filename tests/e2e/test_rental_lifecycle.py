@@ -123,6 +123,7 @@ def test_unschedulable_rental_fails_with_the_schedulers_message(rentals: Rentals
     assert "nodes are available" in failed["message"]
     assert failed["refundedCents"] == 0 and failed.get("secondsBilled", 0) == 0
     eventually(lambda: rentals.pods() == [] and rentals.pvcs() == [])
+    rentals.await_events("b200", "ProvisioningFailed")
     warnings = [e for e in rentals.events("b200") if e.reason == "ProvisioningFailed"]
     assert warnings and warnings[0].type == "Warning"
 

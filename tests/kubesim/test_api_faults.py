@@ -89,10 +89,11 @@ def test_response_latency_fault_applies_the_write_before_answering(emu):
     watcher.join()
     assert answered >= 1.5
     # the object existed well before its creator heard back
-    assert seen and seen[0] < 1.0, seen
+    assert seen and seen[0] < answered - 0.3, (seen, answered)
     started = time.monotonic()
     assert _cm(emu, "late2").status_code == 201
-    assert time.monotonic() - started < 1.0  # count 1: the next create is answered at once
+    # count 1: the next create is answered without the 1.5 s the fault held the first
+    assert time.monotonic() - started < 1.5
 
 
 def _wait_exists(emu, name: str, timeout: float) -> float:
