@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from gpurental import metrics
 from gpurental.constants import GROUP, RENTALS, VERSION, WALLETS
 from gpurental.observed import pinned_node
-from gpurental.rest import RestClient
+from gpurental.rest import ApiUnreachable, RestClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,13 +62,20 @@ _CHILDREN = {  # kind -> its collection under a namespace
 }
 
 
+UNREACHABLE = "unreachable"  # gpurental_api_errors_total's code for a call with no answer
+
+
 async def _timed(verb: str, call: Awaitable[T]) -> T:
-    """Await one API call, timing it and counting its errors by verb and status code."""
+    """Await one API call, timing it and counting its errors by verb and status code
+    ("unreachable" for no answer at all: a refused or dropped connection, a timeout)."""
     started = time.monotonic()
     try:
         return await call
     except ApiException as exc:
         metrics.API_ERRORS.labels(verb=verb, code=str(exc.status)).inc()
+        raise
+    except ApiUnreachable:
+        metrics.API_ERRORS.labels(verb=verb, code=UNREACHABLE).inc()
         raise
     finally:
         metrics.API_LATENCY.labels(verb=verb).observe(time.monotonic() - started)
