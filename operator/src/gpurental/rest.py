@@ -63,7 +63,11 @@ class RestClient:
         self._server = str(config.host).rstrip("/")
         self._ssl = ssl_context(config) if self._server.startswith("https:") else None
         self._connections = connections
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        # sock_connect, not connect: aiohttp's `connect` also counts the wait for a free
+        # pooled connection, so a burst queued behind the pool (a ramp of thousands of
+        # rentals) failed after 10 s as if the server were unreachable, and its Events were
+        # dropped. The total still bounds the wait and the answer together.
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._auth: dict[str, str] = {}
         self._auth_at = -TOKEN_TTL

@@ -31,6 +31,8 @@ from .resources import (
 )
 from .watch import Event, History, Stored
 
+GENERATE_ATTEMPTS = 8  # kube-apiserver's maxNameGenerationCreateAttempts
+
 
 class Collection:
     """All objects of one group/resource, by namespace then name, plus their event history."""
@@ -204,18 +206,32 @@ class Store:
             crds = self.collections.get(CRD_GR)
             checks.check_crd_open(rt, str(meta.get("name") or ""),
                                   crds.iter(None) if crds else ())
+        generated = not meta.get("name") and bool(meta.get("generateName"))
         writes.init_metadata(rt, obj)
-        name = meta.get("name") or ""
         kinds.prepare_create(rt, obj)
         checks.admit_priority(rt, obj, self._priority_class)
         self._admission("mutating", "CREATE", rt, obj, None)
         checks.default_and_validate(rt, obj, strict, warnings)
         self._admission("validating", "CREATE", rt, obj, None)
-        if self.collection(rt).get(namespace if rt.namespaced else "", name) is not None:
-            raise errors.already_exists(rt.plural, rt.group, name)
+        self._free_name(rt, namespace if rt.namespaced else "", obj, generated)
         if dry_run:
             return Stored(obj, dumps(obj))
         return self._commit(rt, obj, None, "ADDED")
+
+    def _free_name(self, rt: ResourceType, scope: str, obj: dict[str, Any],
+                   generated: bool) -> str:
+        """The new object's name, or AlreadyExists. A name made from generateName that is
+        taken is made again, up to GENERATE_ATTEMPTS in all, as kube-apiserver's generic
+        store does (createWithGenerateNameRetry): clients naming Events that way never see
+        a 409 there (27^5 names: about 30 collisions while 30,000 Events accumulate)."""
+        meta = obj["metadata"]
+        collection = self.collection(rt)
+        for attempt in range(GENERATE_ATTEMPTS if generated else 1):
+            if attempt:
+                meta["name"] = writes.generated_name(meta["generateName"])
+            if collection.get(scope, meta["name"]) is None:
+                return str(meta["name"])
+        raise errors.already_exists(rt.plural, rt.group, meta["name"])
 
     def _priority_class(self, name: str) -> Stored | None:
         classes = self.type_for(PRIORITY_CLASS_GR)

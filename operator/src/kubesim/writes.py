@@ -24,12 +24,16 @@ _KEPT_ON_UPDATE = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGra
                    "generation", "namespace", "name")
 
 
+def generated_name(prefix: str) -> str:
+    """generateName's prefix and five random characters, as kube-apiserver's (names.go)."""
+    return prefix + "".join(random.choices(_GENERATE_ALPHABET, k=5))
+
+
 def init_metadata(rt: ResourceType, obj: dict[str, Any]) -> None:
     """The server-set metadata of a new object (and no status for a custom resource)."""
     meta = obj["metadata"]
     if not meta.get("name") and meta.get("generateName"):
-        meta["name"] = meta["generateName"] + "".join(
-            random.choices(_GENERATE_ALPHABET, k=5))
+        meta["name"] = generated_name(meta["generateName"])
     for key in _SERVER_SET_ON_CREATE:
         meta.pop(key, None)
     meta["uid"] = str(uuid.uuid4())
