@@ -142,6 +142,12 @@ def test_ssh_secret_holds_one_key_per_line() -> None:
     assert builders.secret_digest(SPEC) != builders.secret_digest(fewer)
 
 
+def test_an_event_name_is_its_object_and_a_suffix_within_the_name_limit() -> None:
+    assert builders.event_name("job", "0123456789abcdef") == "job.0123456789abcdef"
+    long = builders.event_name("r" * 253, "0123456789abcdef")
+    assert len(long) == 253 and long.endswith(".0123456789abcdef")
+
+
 def test_long_rental_names_keep_the_uid_label_only() -> None:
     name = "r" * 70
     labels = builders.labels(name, "uid-9", "offer")
@@ -153,14 +159,15 @@ def test_an_event_names_its_rental_and_reporter_and_fits_the_api_limit() -> None
     involved = {"apiVersion": "gpurental.dev/v1alpha1", "kind": "GpuRental", "name": "job",
                 "namespace": "team-a", "uid": "u1"}
     now = "2026-12-02T04:00:00.000000Z"
-    event = builders.make_event(involved, "Normal", "Running", "pod job is running", now, "pod-x_1")
-    assert event["metadata"] == {"generateName": "gpurental-", "namespace": "team-a"}
+    event = builders.make_event(involved, "job.00ff", "Normal", "Running", "pod job is running",
+                                now, "pod-x_1")
+    assert event["metadata"] == {"name": "job.00ff", "namespace": "team-a"}
     assert event["involvedObject"] == involved
     assert event["source"] == {"component": "gpu-rental-operator"}
     assert (event["reportingComponent"], event["reportingInstance"]) == (
         "gpu-rental-operator", "pod-x_1")
     assert event["firstTimestamp"] == event["lastTimestamp"] == event["eventTime"] == now
     long = "start " + "x" * 3000 + " the end"
-    cut = builders.make_event(involved, "Warning", "Failed", long, now, "i")["message"]
+    cut = builders.make_event(involved, "job.1", "Warning", "Failed", long, now, "i")["message"]
     assert len(cut) <= builders.MAX_EVENT_MESSAGE
     assert cut.startswith("start ") and cut.endswith(" the end") and "..." in cut

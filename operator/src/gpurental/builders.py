@@ -318,7 +318,7 @@ def make_service(
 
 # --- Events ------------------------------------------------------------------------------------
 
-EVENT_NAME_PREFIX = "gpurental-"
+EVENT_NAME_ROOM = 253 - 17  # an object name's limit, less "." and a 16-hex-digit suffix
 REPORTING_COMPONENT = "gpu-rental-operator"
 MAX_EVENT_MESSAGE = 1024  # the API server's limit on an Event's message
 _CUT = "..."
@@ -332,14 +332,20 @@ def _short_message(message: str) -> str:
     return message[:keep] + _CUT + message[-keep:]
 
 
-def make_event(involved: dict[str, str], type_: str, reason: str, message: str, now: str,
-               instance: str) -> dict[str, Any]:
+def event_name(involved_name: str, suffix: str) -> str:
+    """`<object>.<suffix>`, as client-go names Events: chosen before the first try, so a
+    try again after a lost answer meets 409 AlreadyExists instead of posting a twin."""
+    return f"{involved_name[:EVENT_NAME_ROOM]}.{suffix}"
+
+
+def make_event(involved: dict[str, str], name: str, type_: str, reason: str, message: str,
+               now: str, instance: str) -> dict[str, Any]:
     """A core/v1 Event on `involved` (apiVersion, kind, name, namespace, uid), as kopf's
     poster wrote them: `source.component` is the "From" column of `kubectl describe`, and
     both timestamps are set because `kubectl get events` sorts by lastTimestamp."""
     return {
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"generateName": EVENT_NAME_PREFIX, "namespace": involved["namespace"]},
+        "metadata": {"name": name, "namespace": involved["namespace"]},
         "involvedObject": dict(involved),
         "type": type_, "reason": reason, "message": _short_message(message),
         "action": reason,
