@@ -8,9 +8,10 @@ left off; when the server says that version is gone (410) it lists again and rep
 vanished in between as VANISHED, which a watch alone would never say.
 
 The official client is synchronous, so the blocking HTTP runs in one daemon thread per stream:
-the thread reads and decodes lines and hands them to the event loop in batches (one wake-up
-per batch, not per line); only the loop side touches `known` and calls the sink, so the cache
-it feeds is never touched from two threads.
+the thread reads and decodes lines (orjson: a rental's watch event in 16 us against the standard
+library's 56, and the thread holds the GIL the loop needs meanwhile) and hands them to the
+event loop in batches (one wake-up per batch, not per line); only the loop side touches
+`known` and calls the sink, so the cache it feeds is never touched from two threads.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from kubernetes.client.exceptions import ApiException
 
 from gpurental.k8s import Kube
@@ -178,7 +179,7 @@ class Informer:
             raise
         try:
             for line in _lines(self._response):
-                self._event(json.loads(line))
+                self._event(orjson.loads(line))
         finally:
             self._response.release_conn()
             self._response = None

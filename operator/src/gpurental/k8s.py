@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
-import json
 import logging
 import time
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar, cast
 
 import kubernetes
+import orjson
 from kubernetes.client.exceptions import ApiException
 
 from gpurental import metrics
@@ -134,7 +134,7 @@ class Kube:
         """GET a collection by its URL path (a list), blocking; JSON as a dict."""
         response = self.open_path(path, query, timeout=(10, 120))
         try:
-            return cast(dict[str, Any], json.loads(response.data or b"{}"))
+            return cast(dict[str, Any], orjson.loads(response.data or b"{}"))
         finally:
             response.release_conn()
 
