@@ -189,8 +189,10 @@ _TS = re.compile(
 
 def format_ts(dt: datetime) -> str:
     """``2026-06-07T08:42:11Z``: converted to UTC, truncated to whole seconds, ``Z`` suffix."""
-    dt = _require_aware(dt, "dt")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if type(dt) is not datetime or dt.tzinfo is not UTC:  # every clock here gives UTC
+        dt = _require_aware(dt, "dt")
+    # isoformat, not strftime: a third of the time, and every pass formats "now" twice.
+    return dt.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def parse_ts(text: str) -> datetime:

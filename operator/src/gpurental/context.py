@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from gpurental import deadlines, idle, money
 from gpurental.holds import Hold
@@ -25,7 +25,15 @@ IdleFindings = dict[Key, idle.Finding]  # the idle watch's latest IDLE findings
 
 
 def offer_of(world: World, name: str) -> tuple[OfferSpec | None, str | None]:
-    """The offer's parsed spec, or why it is unusable; (None, None) when there is none."""
+    """The offer's parsed spec, or why it is unusable; (None, None) when there is none.
+    Parsed once per version of the offer (`World.parsed_offers`)."""
+    parsed = world.parsed_offers.get(name)
+    if parsed is None:
+        parsed = world.parsed_offers[name] = _parse_offer(world, name)
+    return cast(tuple[OfferSpec | None, str | None], parsed)
+
+
+def _parse_offer(world: World, name: str) -> tuple[OfferSpec | None, str | None]:
     body = world.offers.get(name)
     if body is None:
         return None, None

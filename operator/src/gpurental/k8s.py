@@ -72,13 +72,13 @@ async def _timed(verb: str, call: Awaitable[T]) -> T:
     try:
         return await call
     except ApiException as exc:
-        metrics.API_ERRORS.labels(verb=verb, code=str(exc.status)).inc()
+        metrics.labelled(metrics.API_ERRORS, verb, str(exc.status)).inc()
         raise
     except ApiUnreachable:
-        metrics.API_ERRORS.labels(verb=verb, code=UNREACHABLE).inc()
+        metrics.labelled(metrics.API_ERRORS, verb, UNREACHABLE).inc()
         raise
     finally:
-        metrics.API_LATENCY.labels(verb=verb).observe(time.monotonic() - started)
+        metrics.labelled(metrics.API_LATENCY, verb).observe(time.monotonic() - started)
 
 
 class Kube:

@@ -35,7 +35,7 @@ class StopRequests:
         requested = self._seen.pop(key, None)
         if requested is not None:
             since, action = requested
-            metrics.STOP_LATENCY.labels(action=action).observe(self._monotonic() - since)
+            metrics.labelled(metrics.STOP_LATENCY, action).observe(self._monotonic() - since)
 
     def forget(self, key: Key) -> None:
         """Nothing left to stop (no pod, or the rental is gone): no latency to measure."""

@@ -90,7 +90,7 @@ class WorkLoop(Generic[K]):
             self._retry_later(key, exc)
         finally:
             if self._timed:
-                metrics.RECONCILE_DURATION.labels(result=result).observe(
+                metrics.labelled(metrics.RECONCILE_DURATION, result).observe(
                     time.monotonic() - started)
 
     async def _after_conflict(self, key: K) -> None:
@@ -108,7 +108,7 @@ class WorkLoop(Generic[K]):
         delay = self.backoff.delay(failures, retry_after(exc))
         if self._timed:
             metrics.RECONCILE_ERRORS.inc()
-        metrics.WORK_RETRIES.labels(queue=self.name).inc()
+        metrics.labelled(metrics.WORK_RETRIES, self.name).inc()
         log.warning("%s pass of %s failed (%s); retrying in %.1fs", self.name, key, exc, delay,
                     exc_info=not isinstance(exc, ApiException))
         self.queue.add(key, delay)

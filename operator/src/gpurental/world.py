@@ -103,6 +103,10 @@ class World:
     services: dict[str, _Entry] = field(default_factory=dict)
     ingresses: dict[str, _Entry] = field(default_factory=dict)
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each offer's spec as parsed (or why it is unusable), by name (context.offer_of): every
+    # pass of every rental reads its offer, and validating it was 2.4 % of the operator's CPU
+    # at ten thousand running. Dropped whenever the offer's body changes.
+    parsed_offers: dict[str, Any] = field(default_factory=dict)
     wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
     _by_wallet: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
@@ -150,9 +154,11 @@ class World:
 
     def put_offer(self, name: str, body: dict[str, Any]) -> None:
         self.offers[name] = body
+        self.parsed_offers.pop(name, None)
 
     def drop_offer(self, name: str) -> None:
         self.offers.pop(name, None)
+        self.parsed_offers.pop(name, None)
 
     def put_wallet(self, key: Key, body: dict[str, Any]) -> None:
         self.wallets[key] = body
