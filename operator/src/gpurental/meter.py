@@ -247,7 +247,12 @@ def start_running(status: dict[str, Any], pod_uid: str, started_at: datetime | N
     (a pause decided, the DELETE never sent) continues instead: it was never really closed."""
     if not is_open(status) and not reopen_segment(status, pod_uid):
         open_segment(status, started_at or now, pod_uid)
-    status.setdefault("firstStartedAt", format_ts(started_at or now))
+    _first_start(status, started_at or now)
+
+
+def _first_start(status: dict[str, Any], at: datetime) -> None:
+    if "firstStartedAt" not in status:  # formatted only once: every heartbeat passes here
+        status["firstStartedAt"] = format_ts(at)
 
 
 def bill_unseen_run(status: dict[str, Any], pod_uid: str, started_at: datetime | None,
@@ -262,7 +267,7 @@ def bill_unseen_run(status: dict[str, Any], pod_uid: str, started_at: datetime |
     lock_rate(status, rate)
     open_segment(status, started_at or now, pod_uid)
     close_segment(status, now)
-    status.setdefault("firstStartedAt", format_ts(started_at or now))
+    _first_start(status, started_at or now)
 
 
 def count_interruption(status: dict[str, Any], restarted_at: datetime) -> None:
