@@ -118,21 +118,32 @@ class PodLedger:
                 inc.finished_at = terminated.finished_at
 
     def _run(self) -> None:
+        # Each watch resumes where the last one ended; the namespace is listed again only
+        # when that version has expired. A listing between two watches would miss a pod
+        # that was terminated and deleted in between (the CI saw one: started, deleted by
+        # the workload, terminated and gone within 30 ms of a watch's timeout), and with
+        # it the finishedAt its bill is checked against.
+        version: str | None = None
         while not self._stop.is_set():
             try:
-                listing = self.core.list_namespaced_pod(self.namespace)
-                for pod in listing.items:
-                    self._note(pod)
-                version = listing.metadata.resource_version
-                stream = watch.Watch().stream(
-                    self.core.list_namespaced_pod, self.namespace,
-                    resource_version=version, timeout_seconds=5)
-                for event in stream:
+                if version is None:
+                    listing = self.core.list_namespaced_pod(self.namespace)
+                    for pod in listing.items:
+                        self._note(pod)
+                    version = listing.metadata.resource_version
+                watcher = watch.Watch()
+                for event in watcher.stream(self.core.list_namespaced_pod, self.namespace,
+                                            resource_version=version, timeout_seconds=5):
                     if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                         self._note(event["object"])
+                    version = watcher.resource_version or version
                     if self._stop.is_set():
                         break
-            except Exception:  # injected faults: relist and carry on
+            except client.ApiException as exc:
+                if exc.status == 410:
+                    version = None  # expired: only now can a listing leave a gap
+                time.sleep(0.05)
+            except Exception:  # injected faults: the stream broke; resume from `version`
                 time.sleep(0.05)
 
 
