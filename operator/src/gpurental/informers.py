@@ -7,22 +7,18 @@ then watches from the listing's resourceVersion, with bookmarks so a reconnect r
 left off; when the server says that version is gone (410) it lists again and reports what
 vanished in between as VANISHED, which a watch alone would never say.
 
-The official client is synchronous, so the blocking HTTP runs in one daemon thread per stream:
-the thread reads and decodes lines (orjson: a rental's watch event in 16 us against the standard
-library's 56, and the thread holds the GIL the loop needs meanwhile) and hands them to the
-event loop in batches (one wake-up per batch, not per line); only the loop side touches
-`known` and calls the sink, so the cache it feeds is never touched from two threads.
+It runs as a task on the event loop, over the operator's own aiohttp client: the listing in
+pages (`limit`/`continue`, as client-go's reflector), so no single decode holds the loop for
+long, and the watch's lines fed as they arrive, the loop given a turn every SLICE of them, so a
+stop arriving in a burst of heartbeat echoes waits for one slice, not the burst.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +38,13 @@ VANISHED = "VANISHED"
 WATCH_SECONDS = 270
 READ_TIMEOUT = WATCH_SECONDS + 30
 MAX_BACKOFF = 30.0
-# Objects fed per turn of the event loop: a listing of ten thousand rentals is fed in slices,
-# so a stop arriving meanwhile waits for one slice (tens of ms), not for the whole listing.
+# Objects fed per turn of the event loop: a listing of ten thousand rentals, or a burst of
+# watch events, is fed in slices, so a stop arriving meanwhile waits for one slice.
 SLICE = 256
+# Watch events decoded and fed per turn: each costs a decode and a cache update (about 0.1 ms
+# for a rental), so a stop's event never waits behind more than a few milliseconds of them.
+EVENT_SLICE = 32
+PAGE = 500  # objects per page of a listing (client-go's reflector asks for 500 too)
 
 Sink = Callable[[str, dict[str, Any]], None]  # (event type, object)
 
@@ -72,13 +72,15 @@ class Expired(Exception):
     """The watch's resourceVersion is older than the server keeps (410 Gone): list again."""
 
 
-def _lines(response: Any) -> Iterator[bytes]:
-    """The stream's lines (one JSON watch event each), as they arrive."""
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The stream's lines (one JSON watch event each), as they arrive, however long."""
     buffer = b""
-    for chunk in response.stream(amt=None, decode_content=False):
+    async for chunk in chunks:
         buffer += chunk
         *complete, buffer = buffer.split(b"\n")
-        yield from (line for line in complete if line.strip())
+        for line in complete:
+            if line.strip():
+                yield line
 
 
 Identity = tuple[str, str, str, str | None]  # namespace, name, uid, controlling owner's uid
@@ -112,77 +114,81 @@ class Informer:
         self.sink = sink
         self.synced = asyncio.Event()  # the first listing has been handed to the sink
         self._path = resource.path(namespace)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: collections.deque[tuple[Any, ...]] = collections.deque()
-        self._scheduled = False
-        self._closed = False
-        self._response: Any = None
-        self._version: str | None = None  # the thread's: where the next watch starts
+        self._task: asyncio.Task[None] | None = None
+        self._version: str | None = None  # where the next watch starts
         self.known: dict[tuple[str, str], Identity] = {}
-        self._before: dict[tuple[str, str], Identity] = {}  # during a listing: the last one
+        # During a listing: what was known before it (None when no listing is under way).
+        self._before: dict[tuple[str, str], Identity] | None = None
 
     def __repr__(self) -> str:
         return f"<Informer {self._path}>"
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        threading.Thread(target=self._run, name=f"watch{self._path}", daemon=True).start()
+        self._task = asyncio.create_task(self._run(), name=f"watch{self._path}")
 
-    def close(self) -> None:
-        self._closed = True
-        response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.shutdown()  # unblocks the thread's read
+    async def close(self) -> None:
+        """Stop the stream (its connection closed) and wait until it has."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
-    # --- the thread ------------------------------------------------------------------------
-
-    def _run(self) -> None:
+    async def _run(self) -> None:
         failures = 0
-        while not self._closed:
+        while True:
             try:
                 if self._version is None:
-                    self._list()
-                self._watch()
+                    await self._list()
+                await self._watch()
                 failures = 0
             except Expired:
                 log.info("%s: resourceVersion expired; listing again", self._path)
                 self._version = None
             except Exception as exc:
-                if self._closed:
-                    return
                 failures += 1
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 6))
                 level = logging.WARNING if failures < 3 or failures % 20 == 0 else logging.DEBUG
                 log.log(level, "%s: %s; retrying in %.1fs", self._path, _why(exc), delay)
-                time.sleep(delay)
+                await asyncio.sleep(delay)
 
-    def _list(self) -> None:
-        listing = self.kube.get_path(self._path, self.resource.query())
-        self._version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
-        items = listing.get("items") or []
-        self._post(("LISTING",))
-        for start in range(0, len(items), SLICE):
-            self._post(("LISTED", items[start:start + SLICE]))
-        self._post(("LISTED_ALL",))
+    async def _list(self) -> None:
+        self._listing_starts()
+        query = {**self.resource.query(), "limit": str(PAGE)}
+        while True:
+            try:
+                page = await self.kube.list_page(self._path, query)
+            except ApiException as exc:
+                if exc.status == 410:  # the continue token expired: list from the start
+                    raise Expired from None
+                raise
+            items = page.get("items") or []
+            for start in range(0, len(items), SLICE):
+                self._listed(items[start:start + SLICE])
+                await asyncio.sleep(0)
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                break
+            query["continue"] = str(meta["continue"])
+        self._listed_all()
+        self._version = str(meta.get("resourceVersion") or "")
 
-    def _watch(self) -> None:
+    async def _watch(self) -> None:
         query = {**self.resource.query(), "watch": "true", "allowWatchBookmarks": "true",
                  "timeoutSeconds": str(WATCH_SECONDS)}
         if self._version:
             query["resourceVersion"] = self._version
         try:
-            self._response = self.kube.open_path(self._path, query, timeout=(10, READ_TIMEOUT))
+            async with self.kube.watch(self._path, query, read_timeout=READ_TIMEOUT) as chunks:
+                fed = 0
+                async for line in _lines(chunks):
+                    self._event(orjson.loads(line))
+                    fed += 1
+                    if fed % EVENT_SLICE == 0:
+                        await asyncio.sleep(0)  # a burst: let a waiting stop run
         except ApiException as exc:
             if exc.status == 410:
                 raise Expired from None
             raise
-        try:
-            for line in _lines(self._response):
-                self._event(orjson.loads(line))
-        finally:
-            self._response.release_conn()
-            self._response = None
 
     def _event(self, event: dict[str, Any]) -> None:
         kind, obj = event.get("type"), event.get("object") or {}
@@ -194,56 +200,35 @@ class Informer:
         if version:
             self._version = str(version)
         if kind != "BOOKMARK":
-            self._post(("EVENT", kind, obj))
-
-    def _post(self, item: tuple[Any, ...]) -> None:
-        """Hand an item to the loop; wake it only if no wake-up is pending."""
-        assert self._loop is not None
-        self._pending.append(item)
-        if not self._scheduled:
-            self._scheduled = True
             try:
-                self._loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # the loop is closed: the operator is exiting
-                self._closed = True
-
-    # --- the event loop ------------------------------------------------------------------
-
-    def _drain(self) -> None:
-        # Cleared before popping: an item the thread appends from now on schedules a new
-        # drain, so none is left behind.
-        self._scheduled = False
-        budget = SLICE
-        while self._pending and budget > 0:
-            item = self._pending.popleft()
-            budget -= len(item[1]) if item[0] == "LISTED" else 1
-            try:
-                self._feed(item)
+                self._changed(str(kind), obj)
             except Exception:  # one bad object must not stop the stream's feed
                 log.exception("%s: feeding a watch event failed", self._path)
-        if self._pending and not self._scheduled:
-            # The rest at the loop's next turn: whatever else is ready runs first.
-            assert self._loop is not None
-            self._scheduled = True
-            self._loop.call_soon(self._drain)
 
-    def _feed(self, item: tuple[Any, ...]) -> None:
-        what = item[0]
-        if what == "EVENT":
-            self._changed(item[1], item[2])
-        elif what == "LISTING":
-            self._before, self.known = self.known, {}
-        elif what == "LISTED":
-            for obj in item[1]:
-                identity = _identity(obj)
-                self.known[identity[:2]] = identity
+    # --- the listing's bookkeeping: what vanished while the watch was down ---------------
+
+    def _listing_starts(self) -> None:
+        # A listing cut off half-way is started again: what it had fed so far counts as
+        # known before, so an object it fed and the next listing lacks is VANISHED too.
+        before = self._before if self._before is not None else {}
+        self._before = {**before, **self.known}
+        self.known = {}
+
+    def _listed(self, items: list[dict[str, Any]]) -> None:
+        for obj in items:
+            identity = _identity(obj)
+            self.known[identity[:2]] = identity
+            try:
                 self.sink("ADDED", obj)
-        else:  # LISTED_ALL: what the listing no longer has vanished while the watch was down
-            for key, identity in self._before.items():
-                if key not in self.known:
-                    self.sink(VANISHED, _stub(identity))
-            self._before = {}
-            self.synced.set()
+            except Exception:
+                log.exception("%s: feeding a listed object failed", self._path)
+
+    def _listed_all(self) -> None:
+        for key, identity in (self._before or {}).items():
+            if key not in self.known:
+                self.sink(VANISHED, _stub(identity))
+        self._before = None
+        self.synced.set()
 
     def _changed(self, kind: str, obj: dict[str, Any]) -> None:
         identity = _identity(obj)

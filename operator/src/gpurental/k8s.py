@@ -2,22 +2,20 @@
 
 Every call is idempotent from the caller's view: creating what exists and deleting what is gone
 are successes, because a level-based reconciler replays its actions after any crash or stale
-read. The calls run on the event loop over `rest.RestClient` (aiohttp); only the informers'
-blocking lists and watches use the official, synchronous client, from threads of their own.
+read. The calls run on the event loop over `rest.RestClient` (aiohttp), the informers' lists
+and watch streams too; the official client gives the Configuration and its ApiException.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import copy
 import logging
 import time
-from collections.abc import Awaitable, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any, TypeVar
 
 import kubernetes
-import orjson
 from kubernetes.client.exceptions import ApiException
 
 from gpurental import metrics
@@ -48,7 +46,7 @@ def load_config() -> kubernetes.client.Configuration:
 
 _URGENT = contextvars.ContextVar("gpurental_urgent_calls", default=False)
 URGENT_CONNECTIONS = 4
-STREAM_CONNECTIONS = 64  # idle connections kept for the informers (one per stream in use)
+LIST_TIMEOUT = 120.0  # seconds for one page of an informer's listing
 
 CORE = "/api/v1"
 COORDINATION = "/apis/coordination.k8s.io/v1"
@@ -82,8 +80,8 @@ async def _timed(verb: str, call: Awaitable[T]) -> T:
 
 
 class Kube:
-    """The API calls the operator makes, on the event loop (`rest.RestClient`), and the
-    blocking lists and watches its informers make from threads of their own."""
+    """The API calls the operator makes, its informers' lists and watches included, all on
+    the event loop (`rest.RestClient`)."""
 
     def __init__(self, config: kubernetes.client.Configuration, connections: int = 32) -> None:
         self._calls = RestClient(config, connections=connections)
@@ -91,11 +89,9 @@ class Kube:
         # is FIFO, and a wave of heartbeat writes (a thousand rentals started together tick
         # together) would otherwise hold a user's stop behind it.
         self._urgent = RestClient(config, connections=URGENT_CONNECTIONS)
-        # The informers' lists and watch streams block, in threads, on the official client:
-        # a watch holds its connection for minutes, so it has a pool of its own.
-        streams = copy.copy(config)
-        streams.connection_pool_maxsize = STREAM_CONNECTIONS
-        self.streams = kubernetes.client.ApiClient(streams)
+        # The informers' lists and watches: a watch holds its connection for minutes, so
+        # they have connections of their own (as many as there are streams: no limit).
+        self._streams = RestClient(config, connections=0, timeout=LIST_TIMEOUT)
 
     @staticmethod
     @contextlib.contextmanager
@@ -124,32 +120,20 @@ class Kube:
             raise
 
     async def close(self) -> None:
-        self.streams.close()
-        await self._calls.close()
-        await self._urgent.close()
+        for client in (self._calls, self._urgent, self._streams):
+            await client.close()
 
-    # --- streams (called from an informer's own thread, never from the event loop) -----------
+    # --- the informers' lists and watches ------------------------------------------------------
 
-    def get_path(self, path: str, query: dict[str, str]) -> dict[str, Any]:
-        """GET a collection by its URL path (a list), blocking; JSON as a dict."""
-        response = self.open_path(path, query, timeout=(10, 120))
-        try:
-            return cast(dict[str, Any], orjson.loads(response.data or b"{}"))
-        finally:
-            response.release_conn()
+    async def list_page(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+        """One page of a collection by its URL path (a list)."""
+        return await _timed("list", self._streams.request("GET", path, query=query))
 
-    def open_path(self, path: str, query: dict[str, str],
-                  timeout: tuple[float, float]) -> Any:
-        """GET by URL path, blocking, the body left unread (a watch's stream: urllib3's
-        response). Raises ApiException on an error status, as the typed methods do."""
-        request = self.streams.param_serialize(
-            "GET", path, query_params=list(query.items()),
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-        response = self.streams.call_api(*request, _request_timeout=timeout)
-        if not 200 <= response.status <= 299:
-            response.read()
-            raise ApiException.from_response(http_resp=response, body=None, data=None)
-        return response.response
+    def watch(self, path: str, query: dict[str, str], *,
+              read_timeout: float) -> contextlib.AbstractAsyncContextManager[
+                  AsyncIterator[bytes]]:
+        """A watch of a collection by its URL path: its body's chunks as they arrive."""
+        return self._streams.stream(path, query, read_timeout=read_timeout)
 
     # --- events and leases -------------------------------------------------------------------
 

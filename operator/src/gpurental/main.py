@@ -125,7 +125,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("leader") is not None:
         await memo.leader.release()
     if memo.get("watches") is not None:
-        memo.watches.close()
+        await memo.watches.close()
     if memo.get("health") is not None:
         await memo.health.cleanup()
     if memo.get("controller") is not None:

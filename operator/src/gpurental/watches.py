@@ -77,9 +77,8 @@ class Watches:
                  len(world.wallets), len(world.offers))
         self.controller.enqueue_all()
 
-    def close(self) -> None:
-        for informer in (*self._gated, self._nodes):
-            informer.close()
+    async def close(self) -> None:
+        await asyncio.gather(*(informer.close() for informer in (*self._gated, self._nodes)))
 
     def _sink(self, resource: Resource) -> Sink:
         controller = self.controller
