@@ -20,6 +20,9 @@ from .podstatus import pending_status, rejected_status, running_status, succeede
 from .state import NodeState
 from .volumes import Unready, confirm_unready, mount_failure_message, unready_claims
 
+BUSY_POLL = 0.01  # seconds between looks at a start in flight, before terminating its pod
+BUSY_WAITS = 3000  # at most 30 s: a start waits at most a pull backoff
+
 
 class Kubelet:
     """Runs the pods bound to the simulated nodes: volumes, image pulls, Running, termination."""
@@ -42,6 +45,10 @@ class Kubelet:
         self._done: set[str] = set()  # uids that reached Running or a pull failure
         self._terminated: set[str] = set()
         self._start_times: dict[str, str] = {}
+        # The last status this kubelet wrote per pod uid (its status manager's cache): a
+        # pod's termination reports the containers as the kubelet last saw them, not as the
+        # deletion's watch event showed them (written before a start still in flight).
+        self._written: dict[str, Obj] = {}
         self._volume_waiters: dict[str, set[str]] = {}  # "ns/claim" -> pod keys
         self._reported_mounts: dict[str, str] = {}
         self._admitted = Admitted()
@@ -103,6 +110,7 @@ class Kubelet:
     def _forget(self, uid: str) -> None:
         for store in (self._busy, self._done, self._terminated):
             store.discard(uid)
+        self._written.pop(uid, None)
         self._admitted.release(uid)
         self._start_times.pop(uid, None)
         self._reported_mounts.pop(uid, None)
@@ -256,11 +264,26 @@ class Kubelet:
         except ApiError as exc:
             if exc.status != 404:
                 raise
+            return
+        self._written[str(pod["metadata"]["uid"])] = status
 
     # -- termination --------------------------------------------------------------------------
 
     async def _terminate(self, pod: Obj) -> None:
-        """Stop the containers, report them terminated, then remove the pod (grace period 0)."""
+        """Stop the containers, report them terminated, then remove the pod (grace period 0).
+
+        A start still in flight finishes first, as a kubelet's pod worker runs one pod's
+        syncs one at a time: a pod deleted a millisecond after it was bound was otherwise
+        reported Running by the start and then Succeeded with no terminated container (the
+        deletion event's copy had none running), so nobody could tell when it stopped."""
+        uid = str(pod["metadata"]["uid"])
+        for _ in range(BUSY_WAITS):
+            if uid not in self._busy:
+                break
+            await asyncio.sleep(BUSY_POLL)
+        written = self._written.get(uid)
+        if written is not None:
+            pod = {**pod, "status": {**(pod.get("status") or {}), **written}}
         host, finished = pod["spec"]["nodeName"], rfc3339()
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             self.recorder.emit(pod, "Normal", "Killing", f"Stopping container {cs.get('name')}",
