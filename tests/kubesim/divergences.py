@@ -45,6 +45,8 @@ KUBESIM_ONLY = {
         "injects faults with kubesim's admin endpoints",
     "test_node.py::test_kubelet_frees_a_terminated_pods_gpus_before_reporting_it_succeeded":
         "holds an answer back with kubesim's fault injection",
+    "test_node.py::test_a_pod_deleted_while_its_start_is_in_flight_ends_with_its_containers_terminated":
+        "holds the kubelet's status write back with kubesim's fault injection",
     "test_webhooks.py::test_service_reference_resolves_through_the_address_annotation":
         "the address annotation is kubesim's own",
     "test_api_status.py::test_pod_log_subresource":

@@ -346,6 +346,39 @@ def test_graceful_deletion_is_finished_by_the_kubelet(
              message="pod gone once its finalizer is removed")
 
 
+def test_a_pod_deleted_while_its_start_is_in_flight_ends_with_its_containers_terminated(
+        sim_emulator: Any, sim_api: client.ApiClient, sim_namespace: str,
+        simulated_nodes: Nodes) -> None:
+    """A kubelet runs one pod's syncs one at a time: a deletion that lands while the start's
+    Running write is still on its way is handled after it, so the pod's last status has
+    terminated containers (an operator closes its meter at their finishedAt). Holding the
+    kubelet's first status write back makes the race certain."""
+    admin(sim_emulator.url, "POST", {"verb": "patch", "resource": "pods",
+                                     "namespace": sim_namespace, "latency_ms": 1500,
+                                     "count": 1})
+    try:
+        simulated_nodes(f"one={A100}:1")
+        body = gpu_pod("raced", 1)
+        body["metadata"]["finalizers"] = ["example.com/keep"]
+        create_pod(sim_api, sim_namespace, body)
+        wait_for(lambda: read_pod(sim_api, sim_namespace, "raced")["spec"].get("nodeName"), 30,
+                 message="the pod bound")
+        assert not read_pod(sim_api, sim_namespace, "raced")["status"].get("containerStatuses")
+        core = core_api(sim_api)
+        core.delete_namespaced_pod("raced", sim_namespace)
+        pod = wait_for(lambda: (p := read_pod(sim_api, sim_namespace, "raced"))["status"].get(
+            "phase") == "Succeeded" and p, 30, message="the pod Succeeded")
+        (status,) = pod["status"]["containerStatuses"]
+        terminated = status["state"]["terminated"]
+        assert parse_time(terminated["startedAt"]) <= parse_time(terminated["finishedAt"])
+        assert "containerID" in terminated, terminated
+    finally:
+        admin(sim_emulator.url, "DELETE")
+    core.patch_namespaced_pod("raced", sim_namespace, {"metadata": {"finalizers": None}})
+    wait_for(lambda: pod_or_none(sim_api, sim_namespace, "raced") is None, 30,
+             message="pod gone once its finalizer is removed")
+
+
 def test_mig_slices_are_a_resource_of_their_own(
         sim_api: client.ApiClient, sim_namespace: str, simulated_nodes: Nodes) -> None:
     sim = simulated_nodes(f"mig={A100}:7:nvidia.com/mig-1g.10gb")

@@ -7,6 +7,7 @@ Volumes, image pulls, Running, and graceful termination; the statuses it writes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable
 
@@ -20,8 +21,7 @@ from .podstatus import pending_status, rejected_status, running_status, succeede
 from .state import NodeState
 from .volumes import Unready, confirm_unready, mount_failure_message, unready_claims
 
-BUSY_POLL = 0.01  # seconds between looks at a start in flight, before terminating its pod
-BUSY_WAITS = 3000  # at most 30 s: a start waits at most a pull backoff
+START_PATIENCE = 30.0  # seconds a termination waits for a start in flight (a pull backoff)
 
 
 class Kubelet:
@@ -41,7 +41,7 @@ class Kubelet:
         self.pull_fail = pull_fail
         self.pull_backoff = pull_backoff
         self.on_terminated = on_terminated or (lambda uid: None)
-        self._busy: set[str] = set()  # uids with a sync in flight
+        self._busy: dict[str, asyncio.Event] = {}  # uid -> set when its start in flight ends
         self._done: set[str] = set()  # uids that reached Running or a pull failure
         self._terminated: set[str] = set()
         self._start_times: dict[str, str] = {}
@@ -108,7 +108,8 @@ class Kubelet:
         return bool(statuses) and all("running" in (s.get("state") or {}) for s in statuses)
 
     def _forget(self, uid: str) -> None:
-        for store in (self._busy, self._done, self._terminated):
+        self._busy.pop(uid, None)  # its start still sets the Event a termination waits on
+        for store in (self._done, self._terminated):
             store.discard(uid)
         self._written.pop(uid, None)
         self._admitted.release(uid)
@@ -117,17 +118,20 @@ class Kubelet:
 
     def _sync(self, pod: Obj) -> None:
         uid = str(pod["metadata"]["uid"])
-        self._busy.add(uid)
+        finished = self._busy[uid] = asyncio.Event()
         self._start_times.setdefault(uid, rfc3339())
-        self.background.spawn(self._start(object_key(pod), uid), f"start {object_key(pod)}")
+        self.background.spawn(self._start(object_key(pod), uid, finished),
+                              f"start {object_key(pod)}")
 
     # -- pod start ----------------------------------------------------------------------------
 
-    async def _start(self, key: str, uid: str) -> None:
+    async def _start(self, key: str, uid: str, finished: asyncio.Event) -> None:
         try:
             outcome = await self._start_once(key, uid)
         finally:
-            self._busy.discard(uid)
+            finished.set()
+            if self._busy.get(uid) is finished:
+                del self._busy[uid]
         if outcome == "volumes":
             # A claim may have become Bound while we were reporting: look again.
             pod = self.pods.get(key)
@@ -277,10 +281,10 @@ class Kubelet:
         reported Running by the start and then Succeeded with no terminated container (the
         deletion event's copy had none running), so nobody could tell when it stopped."""
         uid = str(pod["metadata"]["uid"])
-        for _ in range(BUSY_WAITS):
-            if uid not in self._busy:
-                break
-            await asyncio.sleep(BUSY_POLL)
+        in_flight = self._busy.get(uid)
+        if in_flight is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(in_flight.wait(), START_PATIENCE)
         written = self._written.get(uid)
         if written is not None:
             pod = {**pod, "status": {**(pod.get("status") or {}), **written}}
