@@ -9,9 +9,8 @@ end) to it when the plan asks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from gpurental import deadlines, idle, money
 from gpurental.holds import Hold
@@ -19,21 +18,21 @@ from gpurental.lifecycle import Context
 from gpurental.models import OfferSpec, SpecError, WalletSpec, parse_spec
 from gpurental.observed import Key, RentalView
 from gpurental.options import Options
-from gpurental.world import World
+from gpurental.world import ParsedOffer, WalletReading, World
 
 IdleFindings = dict[Key, idle.Finding]  # the idle watch's latest IDLE findings
 
 
-def offer_of(world: World, name: str) -> tuple[OfferSpec | None, str | None]:
+def offer_of(world: World, name: str) -> ParsedOffer:
     """The offer's parsed spec, or why it is unusable; (None, None) when there is none.
     Parsed once per version of the offer (`World.parsed_offers`)."""
     parsed = world.parsed_offers.get(name)
     if parsed is None:
         parsed = world.parsed_offers[name] = _parse_offer(world, name)
-    return cast(tuple[OfferSpec | None, str | None], parsed)
+    return parsed
 
 
-def _parse_offer(world: World, name: str) -> tuple[OfferSpec | None, str | None]:
+def _parse_offer(world: World, name: str) -> ParsedOffer:
     body = world.offers.get(name)
     if body is None:
         return None, None
@@ -43,25 +42,12 @@ def _parse_offer(world: World, name: str) -> tuple[OfferSpec | None, str | None]
         return None, f'GpuOffer "{name}" is invalid: {exc}'
 
 
-@dataclass(frozen=True)
-class _Reading:
-    version: int
-    at: datetime
-    wallet: money.Wallet
-
-    def holds(self, version: int, now: datetime) -> bool:
-        """Is this reading exact at `now`? Nothing it was read from changed, no meter ticked
-        since, and the wallet is not exhausted (whose reading says "now", not a moment)."""
-        reading = self.wallet.reading
-        return (version == self.version and self.at <= now and not reading.exhausted
-                and (reading.holds_until is None or now < reading.holds_until))
-
-
 def wallet_of(world: World, namespace: str, name: Any, now: datetime) -> money.Wallet | None:
     """A wallet's spec and live reading over every rental it pays for, from the cache.
 
     Every pass of each of the wallet's rentals asks for it, and reading it is linear in its
-    rentals (42 ms at 1,000): the last reading is reused while it is exact (`_Reading.holds`)."""
+    rentals (42 ms at 1,000): the last reading is reused while it is exact
+    (`WalletReading.holds`)."""
     if not name:
         return None
     key = (namespace, str(name))
@@ -71,7 +57,7 @@ def wallet_of(world: World, namespace: str, name: Any, now: datetime) -> money.W
         return last.wallet
     wallet = _read_wallet(world, key, now)
     if wallet is not None:
-        world.readings[key] = _Reading(version, now, wallet)
+        world.readings[key] = WalletReading(version, now, wallet)
     return wallet
 
 

@@ -1,6 +1,6 @@
 """The operator's cache of the world: rentals, their children, offers and wallets.
 
-Fed by watch events (through kopf) and by the responses of the operator's own writes; read by
+Fed by watch events (the informers) and by the responses of the operator's own writes; read by
 the reconciler. No I/O. Children are keyed by their controlling rental's uid, so a pod seen
 before its rental (both are listed at startup, in any order) is matched as soon as the rental
 arrives, and a pod of a deleted-and-recreated rental of the same name is never mistaken for the
@@ -16,10 +16,12 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from gpurental import meter
+from gpurental import meter, money
 from gpurental.constants import ANNOTATION_KEYS_DIGEST
+from gpurental.models import OfferSpec
 from gpurental.observed import (
     Children,
     IngressView,
@@ -33,6 +35,25 @@ from gpurental.observed import (
     ServiceView,
     controller_uid,
 )
+
+# An offer's spec as parsed, or why it is unusable (None, None: there is no such offer).
+ParsedOffer = tuple[OfferSpec | None, str | None]
+
+
+@dataclass(frozen=True)
+class WalletReading:
+    """A wallet's reading over its rentals, and the wallet version it was read at."""
+
+    version: int
+    at: datetime
+    wallet: money.Wallet
+
+    def holds(self, version: int, now: datetime) -> bool:
+        """Is this reading exact at `now`? Nothing it was read from changed, no meter ticked
+        since, and the wallet is not exhausted (whose reading says "now", not a moment)."""
+        reading = self.wallet.reading
+        return (version == self.version and self.at <= now and not reading.exhausted
+                and (reading.holds_until is None or now < reading.holds_until))
 
 
 def _billed_differently(old: RentalView, new: RentalView) -> bool:
@@ -106,7 +127,7 @@ class World:
     # Each offer's spec as parsed (or why it is unusable), by name (context.offer_of): every
     # pass of every rental reads its offer, and validating it was 2.4 % of the operator's CPU
     # at ten thousand running. Dropped whenever the offer's body changes.
-    parsed_offers: dict[str, Any] = field(default_factory=dict)
+    parsed_offers: dict[str, ParsedOffer] = field(default_factory=dict)
     wallets: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _by_offer: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
     _by_wallet: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
@@ -116,7 +137,7 @@ class World:
     # The last reading of each wallet, with the version it was read at (context.wallet_of):
     # a wallet paying for n running rentals is read once per meter tick, not on every one of
     # their n passes (n x n per interval).
-    readings: dict[Key, Any] = field(default_factory=dict)
+    readings: dict[Key, WalletReading] = field(default_factory=dict)
 
     # --- rentals ---------------------------------------------------------------------------
 
