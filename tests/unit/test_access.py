@@ -73,7 +73,7 @@ def test_the_offer_names_the_sidecar_image_over_the_operator_default() -> None:
 
 
 def test_sshd_config_reads_keys_from_the_secret_and_host_keys_from_the_volume() -> None:
-    config = access.pod_sshd_config(rental())
+    config = access.pod_sshd_config(rental().storage.mount_path)
     assert "AuthorizedKeysFile /etc/gpurental/ssh/authorized_keys\n" in config
     assert "HostKey /workspace/.gpurental/sshd/ssh_host_ed25519_key\n" in config
     assert "PasswordAuthentication no\n" in config and "Port 2222\n" in config

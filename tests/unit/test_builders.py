@@ -134,7 +134,7 @@ def test_ssh_secret_holds_one_key_per_line() -> None:
     secret = builders.make_ssh_secret("team-a", "finetune", "uid-1", SPEC)
     assert secret["stringData"]["authorized_keys"] == (
         "ssh-ed25519 AAAAkey alice@laptop\nssh-ed25519 AAAAother bob\n")
-    assert secret["stringData"]["sshd_config"] == access.pod_sshd_config(SPEC)
+    assert secret["stringData"]["sshd_config"] == access.pod_sshd_config(SPEC.storage.mount_path)
     assert secret["metadata"]["annotations"] == {
         builders.ANNOTATION_KEYS_DIGEST: builders.secret_digest(SPEC)
     }

@@ -86,8 +86,9 @@ def sshd_config(keys_file: str, host_keys: str, port: int = SSHD_LISTEN_PORT) ->
     return "".join(f"{line}\n" for line in lines)
 
 
-def pod_sshd_config(spec: RentalSpec) -> str:
-    return sshd_config(f"{SSH_MOUNT_DIR}/authorized_keys", host_key_dir(spec.storage.mount_path))
+def pod_sshd_config(mount_path: str) -> str:
+    """The sidecar's sshd_config for a rental whose volume is mounted at `mount_path`."""
+    return sshd_config(f"{SSH_MOUNT_DIR}/authorized_keys", host_key_dir(mount_path))
 
 
 def sshd_start_script(config: str, host_keys: str, sshd: str = "/usr/sbin/sshd") -> str:

@@ -7,6 +7,7 @@ shape of what the operator creates is tested as data (as kubespawner's objects.p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any
@@ -112,14 +113,21 @@ def authorized_keys(keys: tuple[str, ...]) -> str:
     return "".join(f"{key.strip()}\n" for key in keys)
 
 
-def _secret_data(spec: RentalSpec) -> dict[str, str]:
-    return {"authorized_keys": authorized_keys(spec.ssh_keys),
-            access.SSHD_CONFIG_KEY: access.pod_sshd_config(spec)}
+def _secret_data(ssh_keys: tuple[str, ...], mount_path: str) -> dict[str, str]:
+    return {"authorized_keys": authorized_keys(ssh_keys),
+            access.SSHD_CONFIG_KEY: access.pod_sshd_config(mount_path)}
 
 
 def secret_digest(spec: RentalSpec) -> str:
     """Of everything the Secret holds, so a new sshd_config reaches existing Secrets too."""
-    data = _secret_data(spec)
+    return _digest_of(spec.ssh_keys, spec.storage.mount_path)
+
+
+# Every pass compares the digest (13 us to compute; 1.75 % of the operator's CPU at ten
+# thousand running): memoised on the two things the Secret is built from.
+@functools.lru_cache(maxsize=4096)
+def _digest_of(ssh_keys: tuple[str, ...], mount_path: str) -> str:
+    data = _secret_data(ssh_keys, mount_path)
     return hashlib.sha256("\0".join(data[k] for k in sorted(data)).encode()).hexdigest()[:16]
 
 
@@ -136,7 +144,7 @@ def make_ssh_secret(
         "kind": "Secret",
         "type": "Opaque",
         "metadata": metadata,
-        "stringData": _secret_data(spec),
+        "stringData": _secret_data(spec.ssh_keys, spec.storage.mount_path),
     }
 
 
