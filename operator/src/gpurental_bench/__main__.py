@@ -26,7 +26,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stops", type=int, help="stops per level (default 500)")
     parser.add_argument("--profile", action="store_true",
                         help="run the operator under py-spy (raw stacks in the "
-                             "workdir, a summary in the report)")
+                             "workdir, a summary in the report); on kubernetes, also "
+                             "kube-apiserver's CPU profile over the largest level's window")
     parser.add_argument("--provision", type=int, help="rentals created at once")
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     parser.add_argument("--substrate", choices=substrates.NAMES, default=substrates.KUBESIM,

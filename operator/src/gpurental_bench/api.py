@@ -60,6 +60,15 @@ class Api:
                 raise ApiError(rsp.status, decoded)
             return decoded
 
+    async def raw(self, path: str, timeout: float = 300) -> bytes:
+        """GET `path`'s body as bytes (a profile, not JSON)."""
+        async with self.session.get(self.url + path,
+                                    timeout=aiohttp.ClientTimeout(total=timeout)) as rsp:
+            body = await rsp.read()
+            if rsp.status != 200:
+                raise ApiError(rsp.status, body[:300])
+            return body
+
     async def each(self, items: Iterable[Any], op: Callable[[Any], Awaitable[None]]) -> None:
         """Run op over items with `concurrency` requests in flight, like a bulk client."""
         queue = iter(items)

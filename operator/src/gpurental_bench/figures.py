@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import re
 import threading
@@ -27,6 +28,7 @@ from gpurental import builders
 from gpurental.models import OfferSpec, RentalSpec, parse_spec
 from gpurental_dev.substrate import NODES_USER, Kubernetes, Kubesim, Substrate
 
+from . import server_profile
 from .api import Api, ApiError
 from .report import Figure, Report, percentile
 
@@ -471,6 +473,14 @@ class Level:
     operator_stop_p99: float  # ms, bucket bound: the operator's own share of those stops
     loop_lag_p99: float  # ms, bucket bound: how late its event loop ran timers meanwhile
     gc: str  # the operator's collector pauses meanwhile
+    server_profile: Path | None = None  # kube-apiserver's CPU profile over the window
+
+    @property
+    def server_ms_per_write(self) -> float:
+        """The API server's CPU per operator write (its other clients' load included): what
+        each heartbeat costs the control plane, for sizing it."""
+        cores = self.server.get("kube-apiserver", self.server.get("kubesim", 0.0))
+        return 1000 * cores / self.writes_per_s if self.writes_per_s else float("nan")
 
 
 async def ramp(api: Api, scale: Scale, level: int, created: int) -> int:
@@ -494,6 +504,7 @@ async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int,
     await api.record()
     cpu_before = server_cpu(api.substrate)
     cpu0, t0 = sampler.cpu_seconds(), time.time()
+    profiling = _profile_server(api, scale, level)
     staleness: list[float] = []
     samples = 3
     for _ in range(samples):
@@ -503,6 +514,7 @@ async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int,
                       for r in await running_everywhere(api)
                       if r["status"].get("lastHeartbeatAt")]
     elapsed = time.time() - t0
+    profile = await profiling if profiling is not None else None
     cpu = (sampler.cpu_seconds() - cpu0) / elapsed
     cpu_after = server_cpu(api.substrate)
     requests = [r for r in await api.recorded() if t0 <= r["timestamp"] <= t0 + elapsed]
@@ -517,7 +529,17 @@ async def steady_level(api: Api, scale: Scale, sampler: Sampler, level: int,
                  percentile(staleness, 99), server, stops,
                  bucket_percentile(before.stops, after.stops, 99),
                  bucket_percentile(before.loop_lag, after.loop_lag, 99),
-                 _gc_note(at_start.gc, after.gc))
+                 _gc_note(at_start.gc, after.gc), profile)
+
+
+def _profile_server(api: Api, scale: Scale, level: int) -> asyncio.Task[Path] | None:
+    """With --profile on the real control plane, kube-apiserver's CPU profile over the
+    largest level's window (py-spy profiles the operator meanwhile)."""
+    if scale.profile is None or level != scale.steady or not isinstance(api.substrate,
+                                                                         Kubernetes):
+        return None
+    dest = scale.profile.with_name("kube-apiserver-profile.pb.gz")
+    return asyncio.create_task(server_profile.capture(api, scale.window, dest))
 
 
 async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler,
@@ -534,6 +556,10 @@ async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler,
     report_top(report, scale, top)
     for line in cost_table(rows):
         report.note(line)
+    report.note(_projection(scale, top))
+    if top.server_profile is not None:
+        for line in server_profile.summary(top.server_profile, top.writes_per_s):
+            report.note(line)
     report.note(await asyncio.to_thread(server_figures, api.substrate))
 
 
@@ -570,8 +596,8 @@ def cost_table(rows: list[Level]) -> list[str]:
     names = sorted({name for row in rows for name in row.server})
     head = ["running", "stop p99 ms", "stop p99.9 ms", "operator's share p99 ms (bucket)",
             "server's writes p99 ms", "loop lag p99 ms (bucket)", "operator cores",
-            "peak RSS MiB",
-            "writes/s", *[f"{name} cores" for name in names]]
+            "peak RSS MiB", "writes/s", "API server CPU ms per write",
+            *[f"{name} cores" for name in names]]
     lines = ["cost table: | " + " | ".join(head) + " |"]
     for row in rows:
         cells = [f"{row.running}", f"{percentile(row.stops.all, 99):.1f}",
@@ -579,9 +605,21 @@ def cost_table(rows: list[Level]) -> list[str]:
                  f"{percentile(row.stops.server, 99):.1f}", f"<= {row.loop_lag_p99:g}",
                  f"{row.cpu:.3f}",
                  f"{row.peak_rss_mib:.0f}", f"{row.writes_per_s:.1f}",
+                 f"{row.server_ms_per_write:.1f}",
                  *[f"{row.server.get(name, 0.0):.3f}" for name in names]]
         lines.append("cost table: | " + " | ".join(cells) + " |")
     return lines
+
+
+def _projection(scale: Scale, top: Level, target: int = 10_000) -> str:
+    """What the API server process alone would need at `target` running rentals, one write
+    per rental per interval at the largest level's cost per write: past the machine's cores,
+    no operator design meets the targets there."""
+    writes = target / scale.interval
+    cores = writes * top.server_ms_per_write / 1000
+    return (f"at {target} running ({writes:.0f} heartbeats/s) the API server would need "
+            f"{cores:.2f} cores at {top.server_ms_per_write:.1f} ms a write "
+            f"(this machine has {os.cpu_count()})")
 
 
 def server_cpu(substrate: Substrate) -> dict[str, float]:

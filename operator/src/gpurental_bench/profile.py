@@ -42,11 +42,19 @@ def summary(raw: Path, top: int = 8) -> list[str]:
     return lines
 
 
+# The event loop's dispatch: what a stack holds above it is only the runner (kopf.run sits at
+# the root of every sample), so a sample with no package below it is the loop's own (the
+# selector, TLS reads, the callbacks' scheduling), not kopf's.
+DISPATCH = ("_run (asyncio/events.py", "_run_once (asyncio/base_events.py")
+
+
 def _package(frames: list[str]) -> str:
     for frame in reversed(frames):
         for marker, name in PACKAGES:
             if marker in frame:
                 return name
+        if any(marker in _short(frame) for marker in DISPATCH):
+            break
     return "event loop, gc and other"
 
 
