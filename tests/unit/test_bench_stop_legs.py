@@ -36,3 +36,13 @@ def test_the_split_reports_each_leg_and_the_servers_sum_per_stop() -> None:
 
 def test_no_status_write_in_the_record_is_said_so() -> None:
     assert "no status write" in StopLatencies([1.0], []).split()
+
+
+def test_the_slowest_stops_are_given_leg_by_leg() -> None:
+    fast = stop_legs(record(0.0, 0.010), record(0.030, 0.010), 0.060)
+    stalled = stop_legs(record(10.0, 0.010), record(18.010, 0.010), 18.130)
+    stops = StopLatencies([60.0, 8130.0], [5.0], [fast, stalled])
+    text = stops.slowest(n=1)
+    assert "8130 (10.0 / 8000.0 / 10.0 / 110.0)" in text
+    assert "60 (" not in text
+    assert text.endswith("1 of 3 without a meter write between PATCH and DELETE in the record")

@@ -241,6 +241,11 @@ class StopLegs:
     def server(self) -> float:
         return self.user_write + self.meter_write
 
+    @property
+    def total(self) -> float:
+        """The whole stop, the user's PATCH in to the pod's DELETE in."""
+        return self.user_write + self.reaction + self.meter_write + self.turnaround
+
 
 @dataclass
 class StopLatencies:
@@ -259,6 +264,15 @@ class StopLatencies:
         return (f"each stop cut where it changes hands (p50 / p99 ms, server's clock): "
                 f"{', '.join(cells)}; the two writes in the server together "
                 f"{percentile(self.server, 50):.1f} / {percentile(self.server, 99):.1f}")
+
+    def slowest(self, n: int = 3) -> str:
+        """The tail stop by stop, so a stall's leg is named (a p99.9 is one or two stops)."""
+        worst = sorted(self.legs, key=lambda leg: leg.total, reverse=True)[:n]
+        cells = [f"{leg.total:.0f} ({leg.user_write:.1f} / {leg.reaction:.1f} / "
+                 f"{leg.meter_write:.1f} / {leg.turnaround:.1f})" for leg in worst]
+        return (f"slowest stops, ms (user_write / reaction / meter_write / turnaround): "
+                f"{', '.join(cells) or 'none'}; {len(self.all) - len(self.legs)} of "
+                f"{len(self.all)} without a meter write between PATCH and DELETE in the record")
 
     @property
     def server(self) -> list[float]:
@@ -552,6 +566,7 @@ async def steady_state(api: Api, report: Report, scale: Scale, sampler: Sampler,
         rows.append(await steady_level(api, scale, sampler, level, metrics_url))
         report.note(f"{level} running: {rows[-1].gc}")
         report.note(f"{level} running: {rows[-1].stops.split()}")
+        report.note(f"{level} running: {rows[-1].stops.slowest()}")
     top = rows[-1]
     report_top(report, scale, top)
     for line in cost_table(rows):
