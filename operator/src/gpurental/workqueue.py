@@ -1,9 +1,10 @@
 """A delaying, de-duplicating work queue of rental keys (client-go's workqueue, in asyncio).
 
 Owns the rule that one rental is reconciled by at most one worker at a time: a key added while
-it is being processed is parked and handed out again when that worker is done. A key added
-twice keeps its earliest due time, which is how every deadline (provisioning timeout,
-heartbeat, expiry, wallet exhaustion) shares one timer instead of a task per rental.
+it is being processed is parked and handed out again when that worker is done, due when it
+was parked (an urgent key stays urgent). A key added twice keeps its earliest due time, which
+is how every deadline (provisioning timeout, heartbeat, expiry, wallet exhaustion) shares one
+timer instead of a task per rental.
 """
 
 from __future__ import annotations
