@@ -7,6 +7,16 @@ import asyncio
 from gpurental.workqueue import WorkQueue
 
 
+async def drain(queue: WorkQueue[str], n: int) -> list[str]:
+    """The next `n` keys in the order one worker gets them."""
+    order = []
+    for _ in range(n):
+        key = await queue.get()
+        order.append(key)
+        queue.done(key)
+    return order
+
+
 def test_an_urgent_key_goes_before_an_overdue_backlog() -> None:
     now = [100.0]
     queue: WorkQueue[str] = WorkQueue(lambda: now[0])
@@ -15,15 +25,7 @@ def test_an_urgent_key_goes_before_an_overdue_backlog() -> None:
     now[0] += 10  # the heartbeats are all overdue
     queue.add("stop", urgent=True)
     queue.add("ordinary")
-
-    async def drain() -> list[str]:
-        order = []
-        for _ in range(7):
-            key = await queue.get()
-            order.append(key)
-            queue.done(key)
-        return order
-    order = asyncio.run(drain())
+    order = asyncio.run(drain(queue, 7))
     assert order[0] == "stop"
     assert order[1:6] == [f"heartbeat-{i}" for i in range(5)]
     assert order[6] == "ordinary"
@@ -44,12 +46,7 @@ def test_a_stop_seen_while_its_key_is_in_a_pass_stays_urgent() -> None:
         now[0] += 10  # the others' heartbeats are all overdue
         queue.add(in_pass, urgent=True)  # the stop is seen: parked behind the pass
         queue.done(in_pass)
-        order = []
-        for _ in range(6):
-            key = await queue.get()
-            order.append(key)
-            queue.done(key)
-        return order
+        return await drain(queue, 6)
     order = asyncio.run(scenario())
     assert order[0] == "rental"
     assert order[1:] == [f"heartbeat-{i}" for i in range(5)]
